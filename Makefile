@@ -1,0 +1,39 @@
+# Two commands: `make run` (set up, run the whole study) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CORES  ?= all
+SNAKE  := $(VENV)/bin/snakemake
+export HF_HUB_OFFLINE=1
+export HF_DATASETS_OFFLINE=1
+export TRANSFORMERS_OFFLINE=1
+
+.PHONY: run test bench setup dry-run report clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	# CPU wheel of torch first (an unpinned torch would pull gigabytes of CUDA packages)
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(SNAKE) --cores $(CORES)
+
+dry-run: setup
+	$(SNAKE) -n
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/bench_gradients.py
+
+report: setup
+	$(SNAKE) --cores $(CORES) results/report.html
+
+clean:
+	rm -rf results results-tiny .snakemake

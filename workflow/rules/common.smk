@@ -1,0 +1,71 @@
+# Shared set-up: config validation, offline environment, path helpers.
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from swift_study.config import validate_config
+from swift_study.errors import SwiftStudyError
+
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ[_var] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+try:
+    _validated = validate_config(config)
+except SwiftStudyError as _exc:
+    raise WorkflowError(str(_exc)) from None
+config.clear()
+config.update(_validated)
+
+R = config["results"]
+STUDIES = [s["name"] for s in config["studies"]]
+STUDY = {s["name"]: s for s in config["studies"]}
+STRATEGIES = list(dict.fromkeys(s["strategy"] for s in config["studies"]))
+STATES = ["base"] + [f"step-{n}" for n in sorted(config["warmup"]["export_steps"])]
+LOCAL_MODEL = config["model"]["local_dir"]
+
+
+wildcard_constraints:
+    state="base|step-[0-9]+",
+    study="|".join(STUDIES),
+
+
+def tokenizer_dir():
+    """The tokenizer: the local model's own, or the one the workflow trains."""
+    return LOCAL_MODEL if LOCAL_MODEL else f"{R}/model/tokenizer"
+
+
+def base_model_dir():
+    """The base model: the local model directory, or the tiny one we pretrain."""
+    return LOCAL_MODEL if LOCAL_MODEL else f"{R}/model/base"
+
+
+def state_input(wildcards):
+    """The directory that holds model state ``wildcards.state``."""
+    if wildcards.state == "base":
+        return base_model_dir()
+    return f"{R}/model/warmup"
+
+
+def state_dir(state):
+    """Path of a model state's saved model, given the inputs above exist."""
+    if state == "base":
+        return base_model_dir()
+    return f"{R}/model/warmup/states/{state}"
+
+
+def data_outputs():
+    return [f"{R}/data/train/qa.jsonl"] + [f"{R}/data/studies/{s}/probes.jsonl" for s in STUDIES]
+
+
+def all_outputs():
+    """Every final output of the study (the default target)."""
+    return (
+        data_outputs()
+        + [f"{R}/model/state_accuracy.csv", f"{R}/figures/state_accuracy.png"]
+        + swift_outputs()
+        + validation_outputs()
+        + [f"{R}/report.html"]
+    )

@@ -1,0 +1,47 @@
+# Probe-data generation: the task suite in every format, probe sets and eval sets.
+
+
+rule generate_suite:
+    output:
+        pretrain=f"{R}/data/pretrain.jsonl",
+        train=expand(f"{R}/data/train/{{fmt}}.jsonl", fmt=["qa", "extra_qa"] + STRATEGIES),
+        probe_pool=expand(f"{R}/data/probe_pool/{{fmt}}.jsonl", fmt=["qa"] + STRATEGIES),
+        eval=expand(f"{R}/data/eval/{{fmt}}.jsonl", fmt=["qa"] + STRATEGIES),
+    params:
+        seed=config["seed"],
+        suite=config["suite"],
+        studies=config["studies"],
+        out_dir=f"{R}/data",
+    log:
+        f"{R}/logs/generate_suite.log",
+    benchmark:
+        f"{R}/benchmarks/generate_suite.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    script:
+        "../scripts/generate_suite.py"
+
+
+rule study_sets:
+    input:
+        probe_pool=lambda w: [f"{R}/data/probe_pool/qa.jsonl",
+                              f"{R}/data/probe_pool/{STUDY[w.study]['strategy']}.jsonl"],
+        eval=f"{R}/data/eval/qa.jsonl",
+    output:
+        probes=f"{R}/data/studies/{{study}}/probes.jsonl",
+        eval_in=f"{R}/data/studies/{{study}}/eval_in.jsonl",
+        eval_cross=f"{R}/data/studies/{{study}}/eval_cross.jsonl",
+    params:
+        study=lambda w: STUDY[w.study],
+        n_probes=config["swift"]["n_probes"],
+        seed=config["seed"],
+    log:
+        f"{R}/logs/study_sets/{{study}}.log",
+    benchmark:
+        f"{R}/benchmarks/study_sets/{{study}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    script:
+        "../scripts/study_sets.py"

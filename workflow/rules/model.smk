@@ -1,0 +1,90 @@
+# The base model and its model states (skipped in part when model.local_dir is set).
+
+
+rule train_tokenizer:
+    input:
+        pretrain=f"{R}/data/pretrain.jsonl",
+        train=expand(f"{R}/data/train/{{fmt}}.jsonl", fmt=["qa"] + STRATEGIES),
+    output:
+        directory(f"{R}/model/tokenizer"),
+    params:
+        vocab_size=config["model"]["vocab_size"],
+        max_length=config["model"]["max_length"],
+    log:
+        f"{R}/logs/train_tokenizer.log",
+    benchmark:
+        f"{R}/benchmarks/train_tokenizer.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    script:
+        "../scripts/train_tokenizer.py"
+
+
+rule pretrain:
+    input:
+        corpus=f"{R}/data/pretrain.jsonl",
+        tokenizer=f"{R}/model/tokenizer",
+    output:
+        directory(f"{R}/model/base"),
+    params:
+        arch=config["model"]["arch"],
+        max_length=config["model"]["max_length"],
+        train=config["pretrain"],
+        seed=config["seed"],
+        device=config["device"],
+        work_dir=f"{R}/work/pretrain",
+    log:
+        f"{R}/logs/pretrain.log",
+    benchmark:
+        f"{R}/benchmarks/pretrain.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/pretrain.py"
+
+
+rule warmup:
+    """Plain-QA instruction tuning from the base model; its checkpoints are the model states."""
+    input:
+        base=base_model_dir(),
+        tokenizer=tokenizer_dir(),
+        data=f"{R}/data/train/qa.jsonl",
+    output:
+        directory(f"{R}/model/warmup"),
+    params:
+        train=config["warmup"],
+        max_length=config["model"]["max_length"],
+        seed=config["seed"],
+        device=config["device"],
+        work_dir=f"{R}/work/warmup",
+    log:
+        f"{R}/logs/warmup.log",
+    benchmark:
+        f"{R}/benchmarks/warmup.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/warmup.py"
+
+
+rule state_accuracy:
+    """Per-task plain-QA exact match of every model state (lm-eval), table and figure."""
+    input:
+        evals=expand(f"{R}/validation/eval/state-{{state}}/samples.jsonl", state=STATES),
+    output:
+        csv=f"{R}/model/state_accuracy.csv",
+        png=f"{R}/figures/state_accuracy.png",
+    params:
+        states=STATES,
+    log:
+        f"{R}/logs/state_accuracy.log",
+    benchmark:
+        f"{R}/benchmarks/state_accuracy.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    script:
+        "../scripts/state_accuracy.py"

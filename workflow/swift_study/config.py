@@ -1,0 +1,89 @@
+"""Load and validate the workflow configuration against its JSON schema.
+
+The schema (``workflow/schemas/config.schema.yaml``) forbids unknown keys and
+fills in defaults, so every consumer sees a complete config. Errors name the key
+path (``swift.gradients.engine``) and the reason.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+def _with_defaults(cls):
+    """A jsonschema validator class that fills in ``default`` values (nested too)."""
+    validate_props = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = copy.deepcopy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(cls, {"properties": set_defaults})
+
+
+def _inline_refs(node: Any, definitions: Mapping[str, Any]) -> Any:
+    """Replace local ``{"$ref": "#/definitions/X"}`` nodes by (merged) copies of X."""
+    if isinstance(node, dict):
+        node = {k: _inline_refs(v, definitions) for k, v in node.items()}
+        ref = node.pop("$ref", None)
+        if ref is not None:
+            base = _inline_refs(definitions[ref.rsplit("/", 1)[-1]], definitions)
+            node = {**base, **node}
+        return node
+    if isinstance(node, list):
+        return [_inline_refs(v, definitions) for v in node]
+    return node
+
+
+def load_schema() -> dict[str, Any]:
+    """The config JSON schema as a dict, with local ``$ref`` definitions inlined."""
+    with SCHEMA_PATH.open(encoding="utf-8") as fh:
+        schema = yaml.safe_load(fh)
+    definitions = schema.pop("definitions", {})
+    return _inline_refs(schema, definitions)
+
+
+def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate ``cfg`` and return a copy with defaults filled in.
+
+    Raises :class:`ConfigError` naming the offending key.
+    """
+    out = copy.deepcopy(dict(cfg))
+    validator = _with_defaults(jsonschema.Draft7Validator)(load_schema())
+    errors = sorted(validator.iter_errors(out), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        lines = []
+        for err in errors[:5]:
+            key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+            lines.append(f"config key {key}: {err.message}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    from .suite import studies_from_config
+
+    studies_from_config(out)  # cross-key checks (tasks and strategies exist)
+    return out
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML config file, apply shallow ``overrides`` and validate it."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            cfg = yaml.safe_load(fh) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from exc
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    cfg.update(overrides or {})
+    return validate_config(cfg)

@@ -1,0 +1,77 @@
+"""Turn prompt/response records into token ids with the prompt masked.
+
+This reproduces what trl's ``SFTTrainer`` does for ``{"prompt", "completion"}``
+data, so the swift study's loss is exactly the training loss: the text
+``prompt + response`` is tokenized as one string, the first ``len(tokenize(prompt))``
+tokens are masked (label ``-100``) and EOS is appended as a target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class EncodedBatch:
+    """A right-padded batch. ``labels`` is ``-100`` on prompt and padding tokens."""
+
+    input_ids: torch.Tensor       # (B, T) long
+    labels: torch.Tensor          # (B, T) long, already aligned with input_ids (not shifted)
+    attention_mask: torch.Tensor  # (B, T) long, 1 on real tokens
+
+    def to(self, device: torch.device | str) -> "EncodedBatch":
+        """Move all tensors to ``device``."""
+        return EncodedBatch(self.input_ids.to(device), self.labels.to(device),
+                            self.attention_mask.to(device))
+
+
+def encode_pair(tokenizer, prompt: str, response: str, max_length: int) -> tuple[list[int], list[int]]:
+    """Token ids and labels of one example (prompt masked, EOS appended, truncated).
+
+    Truncation keeps the left part, as trl does; an example whose response is cut
+    away entirely keeps at least its EOS target.
+    """
+    n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    ids = tokenizer(prompt + response, add_special_tokens=False)["input_ids"]
+    ids = list(ids) + [tokenizer.eos_token_id]
+    labels = [IGNORE_INDEX] * n_prompt + ids[n_prompt:]
+    if len(ids) > max_length:
+        ids, labels = ids[:max_length], labels[:max_length]
+        if all(l == IGNORE_INDEX for l in labels):
+            ids[-1] = labels[-1] = tokenizer.eos_token_id
+    return ids, labels
+
+
+def collate(tokenizer, pairs: Sequence[tuple[str, str]], max_length: int) -> EncodedBatch:
+    """Encode and right-pad a list of ``(prompt, response)`` pairs."""
+    enc = [encode_pair(tokenizer, p, r, max_length) for p, r in pairs]
+    width = max(len(ids) for ids, _ in enc)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.full((len(enc), width), pad, dtype=torch.long)
+    labels = torch.full((len(enc), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(enc), width), dtype=torch.long)
+    for i, (ids, lab) in enumerate(enc):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        labels[i, : len(lab)] = torch.tensor(lab)
+        mask[i, : len(ids)] = 1
+    return EncodedBatch(input_ids, labels, mask)
+
+
+def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token NLL over each example's response tokens, shape ``(B,)``.
+
+    ``logits`` is ``(B, T, V)``; ``labels`` is ``(B, T)`` unshifted with ``-100``
+    where no loss is taken. This is METHOD.md's ``l(z; theta)``.
+    """
+    shift_logits = logits[:, :-1, :].float()
+    shift_labels = labels[:, 1:]
+    mask = shift_labels != IGNORE_INDEX
+    safe = shift_labels.clamp_min(0)
+    logp = torch.log_softmax(shift_logits, dim=-1)
+    nll = -logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1) * mask
+    return nll.sum(-1) / mask.sum(-1).clamp_min(1)

@@ -1,0 +1,108 @@
+"""Render a query in each format: plain QA and the strategies.
+
+A *format* turns a :class:`~swift_study.tasks.Query` into ``(prompt, response)``.
+``qa`` is the baseline; every other format is a *strategy*. Built-ins:
+
+``qa``        the noisy query, then ``Answer: X``
+``cot``       the query and a "think step by step" cue; the response walks the
+              task's intermediate steps, then ``Answer: X``
+``clarify``   the query and a cue to restate it; the response restates the query in
+              canonical form, then ``Answer: X``
+``evaluate``  the query and a candidate response (right or wrong in realistic ways);
+              the response judges it and gives the right answer
+
+Users add a strategy by naming a function ``module:function`` in the config
+(``suite.strategies``); it receives ``(query, rng)`` and returns
+``(prompt, response)``. Its response must end with the final-answer line
+(:func:`swift_study.answers.answer_line`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from typing import Callable
+
+from .answers import answer_line
+from .errors import ConfigError
+from .tasks import Query
+
+Renderer = Callable[[Query, random.Random], "tuple[str, str]"]
+
+
+def render_qa(q: Query, rng: random.Random) -> tuple[str, str]:
+    """Plain question -> answer."""
+    return f"{q.raw}\n", answer_line(q.answer, q.lang)
+
+
+def render_cot(q: Query, rng: random.Random) -> tuple[str, str]:
+    """Step-by-step reasoning, then the answer."""
+    cue = "Let's think step by step." if q.lang == "en" else "请一步一步思考。"
+    steps = "\n".join(s.text for s in q.steps)
+    return f"{q.raw}\n{cue}\n", f"{steps}\n{answer_line(q.answer, q.lang)}"
+
+
+def render_clarify(q: Query, rng: random.Random) -> tuple[str, str]:
+    """Restate the query canonically, then answer."""
+    if q.lang == "en":
+        cue, head = "First restate the question clearly, then answer.", "Question: "
+    else:
+        cue, head = "请先把问题复述清楚，再回答。", "问题："
+    return f"{q.raw}\n{cue}\n", f"{head}{q.canonical}\n{answer_line(q.answer, q.lang)}"
+
+
+def render_evaluate(q: Query, rng: random.Random) -> tuple[str, str]:
+    """Judge a candidate response (correct half of the time), then give the right answer."""
+    correct = rng.random() < 0.5 or not q.wrong_answers
+    candidate = q.answer if correct else rng.choice(q.wrong_answers)
+    if q.lang == "en":
+        prompt = (f"Question: {q.raw}\nResponse: {answer_line(candidate, 'en')}\n"
+                  "Is the response correct? Judge it, then give the right answer.\n")
+        verdict = "The response is correct." if correct else "The response is wrong."
+    else:
+        prompt = (f"问题：{q.raw}\n回答：{answer_line(candidate, 'zh')}\n"
+                  "这个回答正确吗？请判断并给出正确答案。\n")
+        verdict = "该回答正确。" if correct else "该回答错误。"
+    return prompt, f"{verdict}\n{answer_line(q.answer, q.lang)}"
+
+
+BUILTIN_FORMATS: dict[str, Renderer] = {
+    "qa": render_qa,
+    "cot": render_cot,
+    "clarify": render_clarify,
+    "evaluate": render_evaluate,
+}
+
+
+def load_renderer(spec: str, key: str) -> Renderer:
+    """Import a user strategy ``module:function``; ``key`` names the config key in errors."""
+    if ":" not in spec:
+        raise ConfigError(f"config key {key}: expected 'module:function', got {spec!r}")
+    mod_name, fn_name = spec.split(":", 1)
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise ConfigError(f"config key {key}: cannot import module {mod_name!r} ({exc})") from exc
+    fn = getattr(mod, fn_name, None)
+    if not callable(fn):
+        raise ConfigError(f"config key {key}: {mod_name!r} has no function {fn_name!r}")
+    return fn
+
+
+def format_registry(user_strategies: dict[str, str] | None = None) -> dict[str, Renderer]:
+    """Built-in formats plus the user's strategies (``name -> 'module:function'``)."""
+    reg = dict(BUILTIN_FORMATS)
+    for name, spec in (user_strategies or {}).items():
+        if name in BUILTIN_FORMATS:
+            raise ConfigError(f"config key suite.strategies.{name}: name clashes with a built-in format")
+        reg[name] = load_renderer(spec, f"suite.strategies.{name}")
+    return reg
+
+
+def render(q: Query, fmt: str, registry: dict[str, Renderer], seed: int) -> tuple[str, str]:
+    """Render ``q`` in ``fmt``; the rng is seeded per (seed, query, format) for determinism."""
+    rng = random.Random(f"{seed}:{q.task}:{q.lang}:{q.key}:{fmt}")
+    prompt, response = registry[fmt](q, rng)
+    if not isinstance(prompt, str) or not isinstance(response, str):
+        raise ConfigError(f"strategy {fmt!r} must return (prompt, response) strings")
+    return prompt, response

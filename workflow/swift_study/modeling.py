@@ -1,0 +1,59 @@
+"""Build, save and load the ``LlamaForCausalLM`` models the study runs on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else CPU; otherwise the named device."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def build_tiny_llama(arch: Mapping[str, Any], tokenizer, seed: int) -> LlamaForCausalLM:
+    """A freshly initialised small Llama (Chinese-LLaMA-2 architecture, tiny sizes).
+
+    ``arch`` holds ``hidden_size``, ``num_layers``, ``num_heads``,
+    ``intermediate_size``, ``max_position_embeddings`` (config ``model.arch``).
+    """
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=int(arch["hidden_size"]),
+        num_hidden_layers=int(arch["num_layers"]),
+        num_attention_heads=int(arch["num_heads"]),
+        num_key_value_heads=int(arch["num_heads"]),
+        intermediate_size=int(arch["intermediate_size"]),
+        max_position_embeddings=int(arch["max_position_embeddings"]),
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        attn_implementation="eager",
+    )
+    return LlamaForCausalLM(cfg)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu",
+               dtype: torch.dtype = torch.float32, attn: str = "eager") -> PreTrainedModel:
+    """Load a local causal LM directory offline (never touches a hub).
+
+    ``attn="eager"`` is what ``torch.func.vmap`` needs (sdpa has no batching rule).
+    """
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        str(path), local_files_only=True, dtype=dtype, attn_implementation=attn,
+    )
+    return model.to(device)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of distinct parameters (tied weights counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

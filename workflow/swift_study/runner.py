@@ -1,0 +1,63 @@
+"""Glue for the thin Snakemake scripts: logging, offline mode, clean failures.
+
+Each script in ``workflow/scripts`` is::
+
+    from swift_study.runner import run
+    def main(smk, log): ...
+    run(snakemake, main)
+
+``run`` sends logging, warnings and progress bars (stderr) to the rule's log file,
+forces offline mode, and turns a :class:`~swift_study.errors.SwiftStudyError` into a
+one-line error and a non-zero exit (Snakemake then removes the rule's outputs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from typing import Any, Callable
+
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def set_offline() -> None:
+    """Forbid every hub download in this process."""
+    for var in OFFLINE_VARS:
+        os.environ[var] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def run(smk: Any, main: Callable[[Any, logging.Logger], None]) -> None:
+    """Run a rule's ``main(smk, log)`` with its log file as stderr and logging sink."""
+    set_offline()
+    log_path = smk.log[0] if len(smk.log) else None
+    stream = open(log_path, "w", encoding="utf-8", buffering=1) if log_path else sys.stderr
+    sys.stderr = stream
+    logging.basicConfig(stream=stream, level=logging.INFO, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    log = logging.getLogger(f"swift_study.{smk.rule}")
+    threads = int(getattr(smk, "threads", 1) or 1)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover
+        pass
+    start = time.time()
+    log.info("rule %s starting (threads=%d)", smk.rule, threads)
+    try:
+        main(smk, log)
+    except Exception as exc:
+        from .errors import SwiftStudyError
+
+        if isinstance(exc, SwiftStudyError):
+            log.error("%s", exc)
+            print(f"error in rule {smk.rule}: {exc}", file=sys.__stderr__)
+        else:
+            log.exception("rule %s failed", smk.rule)
+        sys.exit(1)
+    log.info("rule %s done in %.1f s", smk.rule, time.time() - start)

@@ -1,0 +1,60 @@
+"""Train and load the byte-level BPE tokenizer of the embedded default model.
+
+Digits, CJK characters and punctuation are isolated by the pre-tokenizer before
+byte-level BPE runs, so that ``12|34`` or ``答案：`` never merge across the
+prompt/answer boundary (see FIELD-NOTES: plain byte-level BPE wrecks arithmetic).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<s>", "</s>")
+ISOLATE_PATTERN = r"\p{N}|\p{Han}|\p{P}|\p{S}"
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | Path,
+                    model_max_length: int = 512) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer on ``texts`` and save it as a HF tokenizer dir.
+
+    Deterministic for the same texts in the same order.
+    """
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(ISOLATE_PATTERN), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+        padding_side="right", model_max_length=model_max_length,
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    hf.save_pretrained(out)
+    return hf
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
+    """Load a tokenizer directory (ours or a local Hugging Face model's), offline.
+
+    Ensures a pad token exists (falls back to EOS, as is usual for Llama).
+    """
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
