@@ -42,11 +42,16 @@ def base_model_dir():
     return LOCAL_MODEL if LOCAL_MODEL else f"{R}/model/base"
 
 
-def state_input(wildcards):
-    """The directory that holds model state ``wildcards.state``."""
-    if wildcards.state == "base":
+def state_requirement(state):
+    """The rule output that holds model state ``state`` (the input to depend on)."""
+    if state == "base":
         return base_model_dir()
     return f"{R}/model/warmup"
+
+
+def state_input(wildcards):
+    """Input function: the output holding model state ``wildcards.state``."""
+    return state_requirement(wildcards.state)
 
 
 def state_dir(state):

@@ -73,7 +73,8 @@ rule warmup:
 rule state_accuracy:
     """Per-task plain-QA exact match of every model state (lm-eval), table and figure."""
     input:
-        evals=expand(f"{R}/validation/eval/state-{{state}}/samples.jsonl", state=STATES),
+        evals=expand(f"{R}/eval/state-{{state}}/samples.jsonl", state=STATES),
+        records=f"{R}/data/eval/qa.jsonl",
     output:
         csv=f"{R}/model/state_accuracy.csv",
         png=f"{R}/figures/state_accuracy.png",

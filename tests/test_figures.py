@@ -1,0 +1,102 @@
+"""Figures: files written (atomically), non-trivial, robust to unstable cells and NaNs."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from swift_study.alignment import alignment_table
+from swift_study.errors import DataError
+from swift_study.figures import cjk_font, plot_alignment, plot_study, strategy_label
+from swift_study.influence import ScoreArgs, StateScores, StudySpec, score_study
+
+
+def study_df(strategy="cot", n_states=4, unstable_state=2, seed=0):
+    rng = np.random.default_rng(seed)
+    Q, E = 10, 120
+    tasks = np.array(["A", "B", "C", "D"])
+    qt = rng.choice(tasks[:2], Q)
+    fmt = [strategy] * Q + ["qa"] * Q
+    pt = np.concatenate([qt, qt])
+    pq = [f"q{i}" for i in range(Q)] * 2
+    et = np.resize(tasks, E)
+    states = []
+    for k in range(n_states):
+        d = rng.normal(0.0 if k == unstable_state else 0.8, 1.0, (2 * Q, E))
+        d[:Q] += 0.5
+        states.append(StateScores(f"step{10 * k}", d, np.ones(2 * Q), np.ones(E), fmt, pt, pq, et,
+                                  lr=1e-3))
+    return score_study(states, StudySpec(f"{strategy}_ab", strategy, ("A", "B")), ScoreArgs(n_boot=200))
+
+
+def check_files(png, pdf):
+    assert png.exists() and pdf.exists()
+    assert png.stat().st_size > 10_000 and pdf.stat().st_size > 5_000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    assert not [p for p in png.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.fixture
+def no_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+def test_plot_study_with_unstable_cells(tmp_path, no_warnings):
+    df = study_df()
+    assert df["unstable"].any()
+    png, pdf = tmp_path / "fig" / "study.png", tmp_path / "fig" / "study.pdf"
+    plot_study(df, png, pdf)
+    check_files(png, pdf)
+
+
+def test_plot_study_nans_and_user_strategy(tmp_path, no_warnings):
+    df = study_df(strategy="反思_reflect", n_states=2, unstable_state=-1)
+    df.loc[df.index[0], ["relinf", "relinf_lo", "relinf_hi"]] = np.nan
+    df.loc[df.index[1], ["s_strategy_lo", "s_strategy_hi"]] = np.nan
+    png, pdf = tmp_path / "u.png", tmp_path / "u.pdf"
+    plot_study(df, png, pdf, title="user $strategy$")
+    check_files(png, pdf)
+    assert "reflect" in strategy_label("反思_reflect")
+    if cjk_font() is None:
+        assert strategy_label("cot") == "Chain-of-thought"
+    else:
+        assert "思维链" in strategy_label("cot")
+
+
+def test_plot_study_rejects_two_studies(tmp_path):
+    df = pd.concat([study_df("cot"), study_df("clarify")])
+    with pytest.raises(DataError):
+        plot_study(df, tmp_path / "x.png", tmp_path / "x.pdf")
+
+
+def test_plot_study_empty(tmp_path, no_warnings):
+    plot_study(study_df().iloc[0:0], tmp_path / "e.png", tmp_path / "e.pdf")
+    assert (tmp_path / "e.png").stat().st_size > 1000
+
+
+def test_plot_alignment(tmp_path, no_warnings):
+    rows = [
+        dict(study="a", strategy="cot", context="in", relinf=1.5, relinf_lo=1.2, relinf_hi=1.9,
+             delta=0.05, delta_lo=0.01, delta_hi=0.09),
+        dict(study="a", strategy="cot", context="cross", relinf=0.8, relinf_lo=0.6, relinf_hi=1.1,
+             delta=0.02, delta_lo=-0.01, delta_hi=0.05),
+        dict(study="b", strategy="clarify", context="in", relinf=40.0, relinf_lo=-300.0, relinf_hi=900.0,
+             delta=0.03, delta_lo=np.nan, delta_hi=np.nan, unstable=True),
+        dict(study="b", strategy="clarify", context="cross", relinf=np.nan, delta=-0.02),
+        dict(study="c", strategy="evaluate", context="cross", relinf=0.9, relinf_lo=0.85, relinf_hi=0.95,
+             delta=-0.02, delta_lo=-0.04, delta_hi=0.0),
+    ]
+    png, pdf = tmp_path / "align.png", tmp_path / "align.pdf"
+    plot_alignment(alignment_table(rows), png, pdf, n_perm=200)
+    check_files(png, pdf)
+
+
+def test_plot_alignment_empty(tmp_path, no_warnings):
+    plot_alignment(alignment_table([]), tmp_path / "a.png", tmp_path / "a.pdf")
+    assert (tmp_path / "a.pdf").read_bytes()[:5] == b"%PDF-"

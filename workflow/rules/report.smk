@@ -1,0 +1,27 @@
+# A self-contained HTML report (works offline): figures, tables, configuration.
+
+
+rule report:
+    input:
+        swift_figures=expand(f"{R}/figures/swift_{{study}}.png", study=STUDIES),
+        swift_summary=f"{R}/swift/summary.md",
+        swift_csv=f"{R}/swift/summary.csv",
+        state_accuracy=f"{R}/model/state_accuracy.csv",
+        state_accuracy_png=f"{R}/figures/state_accuracy.png",
+        alignment=f"{R}/validation/alignment.csv",
+        alignment_md=f"{R}/validation/alignment.md",
+        validation=f"{R}/validation/validation.csv",
+        alignment_png=f"{R}/figures/alignment.png",
+        costs=f"{R}/validation/costs.csv",
+    output:
+        f"{R}/report.html",
+    params:
+        config=config,
+        template=str(Path(workflow.basedir) / "workflow" / "report" / "report.html.j2"),
+    log:
+        f"{R}/logs/report.log",
+    benchmark:
+        f"{R}/benchmarks/report.tsv"
+    threads: 1
+    script:
+        "../scripts/report.py"

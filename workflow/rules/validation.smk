@@ -1,0 +1,171 @@
+# The validation study: fine-tune with and without each strategy dataset, evaluate
+# with lm-evaluation-harness, and measure how well the swift study predicted it.
+
+VAL = config["validation"]
+SEEDS = VAL["seeds"]
+TASKS = config["suite"]["tasks"]
+if VAL["start_state"] not in STATES:
+    raise WorkflowError(f"config key validation.start_state: {VAL['start_state']!r} is not a model state; "
+                        f"choose one of {STATES}")
+# Models: B (plain QA), B+<study> (plus strategy data), ctrl+<study> (plus as much extra QA).
+VAL_MODELS = ["B"] + [f"B+{s}" for s in STUDIES] + [f"ctrl+{s}" for s in STUDIES]
+
+
+wildcard_constraints:
+    vmodel="B|(B|ctrl)\\+(" + "|".join(STUDIES) + ")",
+    seed="[0-9]+",
+
+
+def validation_outputs():
+    return [
+        f"{R}/validation/alignment.csv",
+        f"{R}/validation/validation.csv",
+        f"{R}/validation/costs.csv",
+        f"{R}/figures/alignment.png",
+        f"{R}/figures/alignment.pdf",
+    ]
+
+
+def eval_samples(name):
+    return f"{R}/eval/{name}/samples.jsonl"
+
+
+rule validation_data:
+    input:
+        qa=f"{R}/data/train/qa.jsonl",
+        extra=f"{R}/data/train/extra_qa.jsonl",
+        strategy=lambda w: [] if w.vmodel == "B"
+        else [f"{R}/data/train/{STUDY[w.vmodel.split('+')[1]]['strategy']}.jsonl"],
+    output:
+        f"{R}/validation/data/{{vmodel}}.jsonl",
+    params:
+        study=lambda w: None if w.vmodel == "B" else STUDY[w.vmodel.split("+")[1]],
+        kind=lambda w: "B" if w.vmodel == "B" else ("B+S" if w.vmodel.startswith("B+") else "ctrl"),
+        seed=config["seed"],
+    log:
+        f"{R}/logs/validation_data/{{vmodel}}.log",
+    benchmark:
+        f"{R}/benchmarks/validation/validation_data/{{vmodel}}.tsv"
+    threads: 1
+    script:
+        "../scripts/validation_data.py"
+
+
+rule finetune:
+    """trl SFTTrainer (LoRA by default) from the start state; resumes when rerun."""
+    input:
+        data=f"{R}/validation/data/{{vmodel}}.jsonl",
+        start=state_requirement(VAL["start_state"]),
+        tokenizer=tokenizer_dir(),
+    output:
+        directory(f"{R}/validation/models/{{vmodel}}/seed-{{seed}}"),
+    params:
+        start_dir=state_dir(VAL["start_state"]),
+        train=VAL,
+        max_length=config["model"]["max_length"],
+        device=config["device"],
+        work_dir=f"{R}/work/finetune/{{vmodel}}/seed-{{seed}}",
+    log:
+        f"{R}/logs/finetune/{{vmodel}}_seed-{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/validation/finetune/{{vmodel}}_seed-{{seed}}.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/finetune.py"
+
+
+rule lmeval_tasks:
+    """lm-eval task YAMLs (exact match and per-example loss) for each task's eval set."""
+    input:
+        f"{R}/data/eval/qa.jsonl",
+    output:
+        tasks=directory(f"{R}/lmeval/tasks"),
+        names=f"{R}/lmeval/task_names.txt",
+    params:
+        max_gen_toks=VAL["eval"]["max_gen_toks"],
+        data_dir=f"{R}/lmeval/data",
+    log:
+        f"{R}/logs/lmeval_tasks.log",
+    benchmark:
+        f"{R}/benchmarks/lmeval_tasks.tsv"
+    threads: 1
+    script:
+        "../scripts/lmeval_tasks.py"
+
+
+def evaluate_inputs(wildcards):
+    name = wildcards.evalname
+    if name.startswith("state-"):
+        return {"model": state_requirement(name[len("state-"):])}
+    vmodel, seed = name.rsplit("_seed-", 1)
+    return {
+        "model": f"{R}/validation/models/{vmodel}/seed-{seed}",
+        "start": state_requirement(VAL["start_state"]),
+    }
+
+
+rule evaluate:
+    """Evaluate one model (a model state, or a fine-tuned validation model) with lm-eval."""
+    input:
+        unpack(evaluate_inputs),
+        tasks=f"{R}/lmeval/tasks",
+        names=f"{R}/lmeval/task_names.txt",
+    output:
+        results=f"{R}/eval/{{evalname}}/results.json",
+        samples=f"{R}/eval/{{evalname}}/samples.jsonl",
+    params:
+        state_dir=lambda w: state_dir(w.evalname[len("state-"):]) if w.evalname.startswith("state-") else None,
+        start_dir=state_dir(VAL["start_state"]),
+        eval=VAL["eval"],
+        device=config["device"],
+    wildcard_constraints:
+        evalname="state-(" + "|".join(STATES) + ")|[A-Za-z]+(\\+[A-Za-z0-9_-]+)?_seed-[0-9]+",
+    log:
+        f"{R}/logs/evaluate/{{evalname}}.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate/{{evalname}}.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/evaluate.py"
+
+
+rule alignment:
+    """Validation effects, their agreement with the swift study, and the cost of each side."""
+    input:
+        swift=f"{R}/swift/summary.csv",
+        records=f"{R}/data/eval/qa.jsonl",
+        samples=expand(f"{R}/eval/{{vmodel}}_seed-{{seed}}/samples.jsonl", vmodel=VAL_MODELS, seed=SEEDS),
+    output:
+        alignment=f"{R}/validation/alignment.csv",
+        validation=f"{R}/validation/validation.csv",
+        costs=f"{R}/validation/costs.csv",
+        summary=f"{R}/validation/alignment.md",
+        png=f"{R}/figures/alignment.png",
+        pdf=f"{R}/figures/alignment.pdf",
+    params:
+        studies=config["studies"],
+        models=VAL_MODELS,
+        seeds=SEEDS,
+        eval_dir=f"{R}/eval",
+        bootstrap=VAL["bootstrap"],
+        n_perm=VAL["n_perm"],
+        seed=config["seed"],
+        swift_benchmarks=f"{R}/benchmarks/swift",
+        validation_benchmarks=[f"{R}/benchmarks/validation", f"{R}/benchmarks/evaluate"],
+    log:
+        f"{R}/logs/alignment.log",
+    benchmark:
+        f"{R}/benchmarks/alignment.tsv"
+    threads: 1
+    script:
+        "../scripts/alignment.py"
+
+
+rule validation:
+    """The whole validation study (`snakemake validation`)."""
+    input:
+        validation_outputs(),

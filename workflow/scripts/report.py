@@ -1,0 +1,42 @@
+"""Snakemake script: the self-contained HTML report."""
+from pathlib import Path
+
+import pandas as pd
+
+from swift_study.report import config_yaml, csv_table, image_data_uri, render_report
+from swift_study.runner import run
+
+
+def headline(align_csv: str) -> str:
+    """One sentence on how well the swift study predicted the validation study."""
+    df = pd.read_csv(align_csv)
+    agg = df[df["state"] == "aggregate"]
+    n = int(agg["agree"].notna().sum())
+    k = int((agg["agree"] == 1).sum())
+    return (f"The swift study (learning-rate-weighted over model states) predicted the direction of the "
+            f"retraining outcome in {k} of {n} strategy x context cells.")
+
+
+def main(smk, log):
+    i = smk.input
+    cfg = smk.params.config
+    figs = [{"title": Path(p).stem.replace("swift_", "Study: "), "uri": image_data_uri(p)}
+            for p in i.swift_figures]
+    ctx = {
+        "results": cfg["results"],
+        "headline": headline(i.alignment),
+        "swift_figures": figs,
+        "swift_table": csv_table(i.swift_csv),
+        "state_accuracy_uri": image_data_uri(i.state_accuracy_png),
+        "state_accuracy_table": csv_table(i.state_accuracy),
+        "validation_table": csv_table(i.validation),
+        "alignment_uri": image_data_uri(i.alignment_png),
+        "alignment_table": csv_table(i.alignment),
+        "cost_table": csv_table(i.costs, "{:.1f}"),
+        "config_yaml": config_yaml(cfg),
+    }
+    render_report(smk.params.template, smk.output[0], ctx)
+    log.info("wrote %s", smk.output[0])
+
+
+run(snakemake, main)  # noqa: F821

@@ -1,0 +1,16 @@
+"""Snakemake script: results/swift/summary.csv and summary.md over all studies."""
+import pandas as pd
+
+from swift_study.influence import summary_markdown
+from swift_study.records import atomic_write_text
+from swift_study.runner import run
+
+
+def main(smk, log):
+    df = pd.concat([pd.read_csv(p) for p in smk.input], ignore_index=True)
+    df.to_csv(smk.output.csv, index=False)
+    atomic_write_text(smk.output.md, summary_markdown(df))
+    log.info("%d rows", len(df))
+
+
+run(snakemake, main)  # noqa: F821

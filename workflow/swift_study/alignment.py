@@ -1,0 +1,381 @@
+"""Did the swift study predict the validation study? Agreement, correlation, cost.
+
+Definitions (this project's own; see ``METHOD.md``, section Alignment):
+
+Validation effect
+    ``Delta_ctx(S) = score(M_B+S) - score(M_B)``: the mean over eval examples (and
+    training seeds, where configured) of the per-example difference, with a paired
+    percentile bootstrap interval (:func:`delta`). For losses pass
+    ``higher_is_better=False``: Delta is then the *improvement* ``loss(M_B) -
+    loss(M_B+S)``, so ``Delta > 0`` always means "the strategy helped".
+Agreement on a cell ``(S, ctx)``
+    ``sign(RelInf - 1) == sign(Delta)`` with ``sign(0) = 0``: a tie on one side
+    only (``RelInf == 1`` or ``Delta == 0`` but not both) is a disagreement; both
+    ties agree. A cell with a NaN on either side has no verdict (NaN) and is left
+    out of the agreement rate.
+Rank correlation
+    Spearman's rho between RelInf and Delta over the cells with both finite
+    (:func:`spearman`, NaN below 3 cells or for a constant side), and a two-sided
+    permutation p-value (:func:`permutation_pvalue`).
+Cost
+    Snakemake ``benchmark:`` files of the two sides (:func:`read_benchmarks`,
+    :func:`cost_table`): wall seconds and CPU seconds summed per side, and the
+    speed-up ``validation / swift``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import DataError
+
+# ---------------------------------------------------------------- validation effect
+
+
+@dataclass(frozen=True)
+class DeltaResult:
+    """A validation effect: point estimate, percentile interval and sample sizes."""
+
+    delta: float
+    lo: float
+    hi: float
+    n_examples: int
+    n_seeds: int
+    n_boot: int
+    confidence: float
+
+    def as_dict(self, prefix: str = "delta") -> dict[str, Any]:
+        """``{delta, delta_lo, delta_hi, n_examples, n_seeds, ...}`` (keys prefixed)."""
+        d = asdict(self)
+        return {prefix: d["delta"], f"{prefix}_lo": d["lo"], f"{prefix}_hi": d["hi"],
+                "n_examples": d["n_examples"], "n_seeds": d["n_seeds"]}
+
+
+def _as_matrix(score: Any, name: str, ids: list[str] | None) -> tuple[np.ndarray, list[str] | None]:
+    """Scores as ``(n_seeds, n_examples)``; a Series/Mapping (or a list of them) is keyed by example id."""
+    def one(x: Any) -> tuple[np.ndarray, list[str] | None]:
+        if isinstance(x, Mapping):
+            x = pd.Series(dict(x), dtype=np.float64)
+        if isinstance(x, pd.Series):
+            keys = [str(k) for k in x.index]
+            if len(set(keys)) != len(keys):
+                raise DataError(f"{name}: duplicate example ids")
+            return x.to_numpy(dtype=np.float64), keys
+        return np.asarray(x, dtype=np.float64).reshape(-1), None
+
+    if isinstance(score, pd.DataFrame):
+        rows = [one(score[c]) for c in score.columns]
+    elif isinstance(score, (pd.Series, Mapping)):
+        rows = [one(score)]
+    elif isinstance(score, np.ndarray):
+        rows = [one(score)] if score.ndim <= 1 else [one(r) for r in score]
+    elif isinstance(score, (list, tuple)) and len(score) and not np.isscalar(score[0]):
+        rows = [one(s) for s in score]
+    else:
+        rows = [one(score)]
+    if not rows:
+        raise DataError(f"{name}: no scores")
+    out = []
+    for arr, keys in rows:
+        if keys is not None:
+            if ids is None:
+                ids = sorted(keys)
+            pos = dict(zip(keys, range(len(keys))))
+            missing = [i for i in ids if i not in pos]
+            if missing or len(keys) != len(ids):
+                raise DataError(f"{name}: scored on other eval examples than the first set "
+                                f"({len(missing)} id(s) missing, e.g. {missing[:1]})")
+            arr = arr[[pos[i] for i in ids]]
+        out.append(arr)
+    n = {a.shape[0] for a in out}
+    if len(n) != 1:
+        raise DataError(f"{name}: seeds have different numbers of eval examples {sorted(n)}")
+    return np.vstack(out), ids
+
+
+def delta(score_a: Any, score_b: Any, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95,
+          higher_is_better: bool = True) -> DeltaResult:
+    """Validation effect ``mean(score_a - score_b)`` with a paired bootstrap interval.
+
+    ``score_a`` (e.g. ``M_B+S``) and ``score_b`` (``M_B``): per-example scores
+    (0/1 correctness or losses), each a 1-D array, a Series / dict keyed by example
+    id (aligned on the ids, which must be the same), or a list of such, one per
+    training seed (or a 2-D array ``seeds x examples``). Examples are paired: the
+    bootstrap resamples example indices, the same for both sides. With several
+    seeds it resamples seeds too (two-way); if both sides have the same number of
+    seeds, seed ``i`` of ``a`` is paired with seed ``i`` of ``b`` and they are
+    resampled together, otherwise each side's seeds are resampled on their own.
+    Examples with a NaN score in any seed are dropped. ``higher_is_better=False``
+    (losses) returns the improvement ``mean(score_b - score_a)``.
+    """
+    A, ids = _as_matrix(score_a, "score_a", None)
+    B, _ = _as_matrix(score_b, "score_b", ids)
+    if A.shape[1] != B.shape[1]:
+        raise DataError(f"score_a has {A.shape[1]} eval examples but score_b has {B.shape[1]}")
+    if not higher_is_better:
+        A, B = -A, -B
+    keep = np.all(np.isfinite(A), axis=0) & np.all(np.isfinite(B), axis=0)
+    A, B = A[:, keep], B[:, keep]
+    n_ex = int(A.shape[1])
+    n_seeds = int(max(A.shape[0], B.shape[0]))
+    if n_ex == 0:
+        return DeltaResult(float("nan"), float("nan"), float("nan"), 0, n_seeds, int(n_boot), confidence)
+    point = float(A.mean() - B.mean())
+    rng = np.random.default_rng(seed)
+    n_boot = int(n_boot)
+    if n_boot <= 0:
+        return DeltaResult(point, float("nan"), float("nan"), n_ex, n_seeds, 0, confidence)
+    V = rng.multinomial(n_ex, np.full(n_ex, 1.0 / n_ex), size=n_boot).astype(np.float64) / n_ex
+
+    def seed_w(k: int) -> np.ndarray:
+        if k == 1:
+            return np.ones((n_boot, 1))
+        return rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(np.float64) / k
+
+    if A.shape[0] == B.shape[0]:
+        Ws = seed_w(A.shape[0])
+        reps = np.einsum("be,be->b", Ws @ (A - B), V)
+    else:
+        Wa, Wb = seed_w(A.shape[0]), seed_w(B.shape[0])
+        reps = np.einsum("be,be->b", Wa @ A, V) - np.einsum("be,be->b", Wb @ B, V)
+    a = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(reps, [a, 1.0 - a])
+    return DeltaResult(point, float(lo), float(hi), n_ex, n_seeds, n_boot, confidence)
+
+
+# ---------------------------------------------------------------------- agreement
+
+
+def sign(x: float) -> float:
+    """``-1``, ``0`` or ``1``; NaN for NaN."""
+    x = float(x)
+    if math.isnan(x):
+        return float("nan")
+    return float(np.sign(x))
+
+
+def agrees(relinf: float, delta_value: float) -> float:
+    """``1.0`` if ``sign(relinf - 1) == sign(delta)``, ``0.0`` if not, NaN if either is NaN."""
+    a, b = sign(float(relinf) - 1.0), sign(delta_value)
+    if math.isnan(a) or math.isnan(b):
+        return float("nan")
+    return float(a == b)
+
+
+ALIGN_COLUMNS: tuple[str, ...] = (
+    "study", "strategy", "context", "relinf", "relinf_lo", "relinf_hi", "unstable",
+    "delta", "delta_lo", "delta_hi", "sign_swift", "sign_validation", "agree",
+)
+
+
+def alignment_table(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """One row per cell ``(study/strategy, context)`` with the agreement verdict.
+
+    Each input row needs ``relinf`` and ``delta``; ``study``, ``strategy``,
+    ``context``, ``relinf_lo/hi``, ``delta_lo/hi``, ``unstable`` are optional (NaN /
+    False when absent); other keys are kept. Adds ``sign_swift`` = sign(RelInf-1),
+    ``sign_validation`` = sign(Delta) and ``agree`` (1.0 / 0.0 / NaN).
+    """
+    df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    for col in ("relinf", "delta"):
+        if col not in df:
+            if len(df):
+                raise DataError(f"alignment rows need a {col!r} value")
+            df[col] = pd.Series(dtype=np.float64)
+    for col in ("study", "strategy", "context"):
+        if col not in df:
+            df[col] = ""
+    for col in ("relinf_lo", "relinf_hi", "delta_lo", "delta_hi"):
+        if col not in df:
+            df[col] = np.nan
+    if "unstable" not in df:
+        df["unstable"] = False
+    df["relinf"] = pd.to_numeric(df["relinf"], errors="coerce").astype(np.float64)
+    df["delta"] = pd.to_numeric(df["delta"], errors="coerce").astype(np.float64)
+    df["unstable"] = df["unstable"].fillna(False).astype(bool)
+    df["sign_swift"] = [sign(r - 1.0) for r in df["relinf"]]
+    df["sign_validation"] = [sign(d) for d in df["delta"]]
+    df["agree"] = [agrees(r, d) for r, d in zip(df["relinf"], df["delta"])]
+    rest = [c for c in df.columns if c not in ALIGN_COLUMNS]
+    return df[list(ALIGN_COLUMNS) + rest].reset_index(drop=True)
+
+
+def merge_swift_validation(swift: pd.DataFrame, validation: pd.DataFrame, state: str = "aggregate",
+                           on: Sequence[str] = ("study", "context")) -> pd.DataFrame:
+    """Alignment rows from a :func:`swift_study.influence.score_study` table and a validation table.
+
+    ``swift``: rows of ``state`` (default the TracIn-CP aggregate) give ``relinf``,
+    ``relinf_lo/hi``, ``unstable``, ``strategy``. ``validation``: columns ``study``,
+    ``context``, ``delta``, ``delta_lo``, ``delta_hi`` (others kept). Inner join on
+    ``on``; returns :func:`alignment_table` of the result.
+    """
+    sw = swift[swift["state"] == state]
+    keep = [c for c in ("study", "strategy", "context", "relinf", "relinf_lo", "relinf_hi", "unstable")
+            if c in sw]
+    val = validation.drop(columns=[c for c in ("strategy",) if c in validation and "strategy" in sw])
+    merged = sw[keep].merge(val, on=list(on), how="inner")
+    return alignment_table(merged)
+
+
+def agreement_rate(table: pd.DataFrame) -> float:
+    """Share of cells that agree, over cells with a verdict; NaN when none has one."""
+    a = pd.to_numeric(table["agree"], errors="coerce").to_numpy(dtype=np.float64) if len(table) else np.array([])
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else float("nan")
+
+
+def _finite_pairs(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if x.shape != y.shape:
+        raise DataError(f"x and y differ in length ({x.shape[0]} vs {y.shape[0]})")
+    ok = np.isfinite(x) & np.isfinite(y)
+    return x[ok], y[ok]
+
+
+def spearman(x: Any, y: Any) -> float:
+    """Spearman's rho over the finite pairs; NaN with < 3 pairs or a constant side."""
+    x, y = _finite_pairs(x, y)
+    if x.size < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+        return float("nan")
+    return float(stats.spearmanr(x, y).statistic)
+
+
+def permutation_pvalue(x: Any, y: Any, n_perm: int = 10000, seed: int = 0) -> float:
+    """Two-sided permutation p-value of Spearman's rho between ``x`` and ``y``.
+
+    Null: ``y`` is exchangeable across cells. If ``n! <= n_perm`` every permutation
+    is enumerated and ``p = #{|rho_pi| >= |rho|} / n!`` (the identity included);
+    otherwise ``n_perm`` random permutations give ``p = (count + 1) / (n_perm + 1)``.
+    NaN where :func:`spearman` is NaN.
+    """
+    x, y = _finite_pairs(x, y)
+    rho = spearman(x, y)
+    if math.isnan(rho):
+        return float("nan")
+    n = x.size
+    rx = stats.rankdata(x)
+    ry = stats.rankdata(y)
+    rx = (rx - rx.mean()) / np.linalg.norm(rx - rx.mean())
+    ry = ry - ry.mean()
+    ry = ry / np.linalg.norm(ry)
+    tol = 1e-12 + 1e-9 * abs(rho)
+    if math.factorial(n) <= n_perm:
+        perms = np.array(list(itertools.permutations(range(n))), dtype=np.int64)
+        r = ry[perms] @ rx
+        return float(np.mean(np.abs(r) >= abs(rho) - tol))
+    rng = np.random.default_rng(seed)
+    count = 0
+    chunk = 4096
+    done = 0
+    while done < n_perm:
+        m = min(chunk, n_perm - done)
+        perms = np.argsort(rng.random((m, n)), axis=1)
+        r = ry[perms] @ rx
+        count += int(np.sum(np.abs(r) >= abs(rho) - tol))
+        done += m
+    return float((count + 1) / (n_perm + 1))
+
+
+def alignment_stats(table: pd.DataFrame, n_perm: int = 10000, seed: int = 0) -> dict[str, float]:
+    """``{n_cells, n_agree, agreement_rate, spearman, p_value}`` of an alignment table."""
+    a = pd.to_numeric(table["agree"], errors="coerce") if len(table) else pd.Series(dtype=float)
+    x = table["relinf"].to_numpy(dtype=np.float64) if len(table) else np.array([])
+    y = table["delta"].to_numpy(dtype=np.float64) if len(table) else np.array([])
+    return {
+        "n_cells": int(a.notna().sum()),
+        "n_agree": int((a == 1.0).sum()),
+        "agreement_rate": agreement_rate(table) if len(table) else float("nan"),
+        "spearman": spearman(x, y),
+        "p_value": permutation_pvalue(x, y, n_perm=n_perm, seed=seed),
+    }
+
+
+# --------------------------------------------------------------------------- cost
+
+BENCH_NUMERIC: tuple[str, ...] = (
+    "s", "max_rss", "max_vms", "max_uss", "max_pss", "io_in", "io_out", "mean_load", "cpu_time",
+)
+
+
+def _hms_seconds(v: Any) -> float:
+    """``"1:02:03"`` or ``"1 day, 1:02:03"`` (Python timedelta text) -> seconds."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return float("nan")
+    m = re.fullmatch(r"\s*(?:(\d+)\s+days?,\s*)?(\d+):(\d+):(\d+(?:\.\d*)?)\s*", str(v))
+    if not m:
+        return float("nan")
+    d, h, mi, s = m.groups()
+    return float(int(d or 0) * 86400 + int(h) * 3600 + int(mi) * 60 + float(s))
+
+
+def read_benchmarks(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Read Snakemake benchmark TSV files into one table, one row per benchmark run.
+
+    Columns are read by header name; ``-``, ``NA`` and empty cells are NaN; missing
+    columns of :data:`BENCH_NUMERIC` are NaN; ``s`` falls back to ``h:m:s`` where
+    missing. Adds ``path`` and ``repeat`` (the row's index within its file; a
+    file has several rows when the rule was benchmarked with ``repeat()``).
+    """
+    frames = []
+    for p in paths:
+        p = Path(p)
+        try:
+            df = pd.read_csv(p, sep="\t", na_values=["-", "NA", "nan", ""], keep_default_na=True,
+                             dtype=str)
+        except pd.errors.EmptyDataError:
+            continue
+        except OSError as exc:
+            raise DataError(f"{p}: cannot read benchmark file: {exc}") from exc
+        df.columns = [str(c).strip() for c in df.columns]
+        for col in BENCH_NUMERIC:
+            df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else np.nan
+        if "h:m:s" in df:
+            hms = df["h:m:s"].map(_hms_seconds)
+            df["s"] = df["s"].where(df["s"].notna(), hms)
+        df.insert(0, "repeat", np.arange(len(df)))
+        df.insert(0, "path", str(p))
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=["path", "repeat", *BENCH_NUMERIC])
+    return pd.concat(frames, ignore_index=True)
+
+
+def cost_table(swift_paths: Iterable[str | Path], validation_paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Cost of each side and the speed-up of the swift study.
+
+    Per benchmark file the mean over its repeats (one job's cost); summed per
+    side. Rows ``swift``, ``validation``, ``speedup`` (= validation / swift, for
+    ``wall_s`` and ``cpu_s`` only); columns ``side``, ``n_jobs``, ``wall_s``,
+    ``cpu_s``, ``max_rss_mb`` (largest job). Wall seconds are the GPU-seconds of
+    jobs that hold one GPU; CPU seconds are Snakemake's ``cpu_time``.
+    """
+    out = []
+    for side, paths in (("swift", swift_paths), ("validation", validation_paths)):
+        b = read_benchmarks(paths)
+        if len(b):
+            per = b.groupby("path", sort=False)[["s", "cpu_time", "max_rss"]].mean()
+            wall = float(per["s"].sum(min_count=1))
+            cpu = float(per["cpu_time"].sum(min_count=1))
+            rss = float(per["max_rss"].max())
+            n = int(len(per))
+        else:
+            wall = cpu = rss = float("nan")
+            n = 0
+        out.append(dict(side=side, n_jobs=n, wall_s=wall, cpu_s=cpu, max_rss_mb=rss))
+
+    def ratio(a: float, b: float) -> float:
+        return float(a / b) if np.isfinite(a) and np.isfinite(b) and b > 0 else float("nan")
+
+    out.append(dict(side="speedup", n_jobs=np.nan, wall_s=ratio(out[1]["wall_s"], out[0]["wall_s"]),
+                    cpu_s=ratio(out[1]["cpu_s"], out[0]["cpu_s"]), max_rss_mb=np.nan))
+    return pd.DataFrame(out, columns=["side", "n_jobs", "wall_s", "cpu_s", "max_rss_mb"])
