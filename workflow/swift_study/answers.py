@@ -2,8 +2,11 @@
 
 Every response of every format ends with a final-answer line: ``Answer: X`` in
 English, ``答案：X`` in Chinese. A plain-QA response is just that line; a CoT
-response has its steps before it. Exact match compares the text after the LAST
-marker (so a model that reasons first is still scored on its final answer).
+response has its steps before it. Exact match compares the text after the FIRST
+marker of a generation, up to the end of its line (so a model that reasons first
+is still scored on its final answer, and one that runs on past its answer is
+scored on what it committed to first). A generation without a marker has no
+answer. The lm-eval task files use the same regex (:mod:`swift_study.lmeval`).
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ from __future__ import annotations
 import re
 
 MARKERS: dict[str, str] = {"en": "Answer: ", "zh": "答案："}
-#: Regex (Python and lm-eval ``regex`` filter compatible): the text after the last
-#: marker up to the end of its line.
+#: Regex (Python and lm-eval ``regex`` filter compatible): the text after a marker
+#: up to the end of its line.
 ANSWER_REGEX = r"(?:Answer:|答案：)\s*([^\n]*)"
 
 
@@ -28,12 +31,9 @@ def normalize_answer(text: str) -> str:
 
 
 def extract_answer(generation: str) -> str:
-    """The final answer in a model generation: after the last marker, else the first line."""
-    found = re.findall(ANSWER_REGEX, generation)
-    if found:
-        return normalize_answer(found[-1])
-    lines = [ln for ln in generation.strip().splitlines() if ln.strip()]
-    return normalize_answer(lines[0]) if lines else ""
+    """The final answer in a model generation: the text after its first marker ("" if none)."""
+    found = re.search(ANSWER_REGEX, generation)
+    return normalize_answer(found.group(1)) if found else ""
 
 
 def is_correct(generation: str, answer: str) -> bool:

@@ -1,0 +1,371 @@
+"""Per-example gradient engines, projectors, Adam preconditioning and feature stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+from swift_study.encoding import collate  # noqa: E402
+from swift_study.gradients import (  # noqa: E402
+    AdamState, FeatureStore, GradientArgs, IdentityProjector, KronProjector, SketchProjector,
+    adam_precondition, feature_dim, feature_norms, featurize, open_features, pairwise_inner,
+    per_example_features_fast, per_example_grads_exact, per_example_grads_loop, read_meta,
+    select_parameters,
+)
+from swift_study.modeling import build_tiny_llama  # noqa: E402
+from swift_study.tokenizer import train_tokenizer  # noqa: E402
+
+ARCH = dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
+            max_position_embeddings=128)
+TOL = 1e-5
+
+
+def _pairs(n: int, seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        a, b = rng.randint(1, 999), rng.randint(1, 999)
+        filler = " please" * rng.randint(0, 4)
+        prompt = f"Q: what is {a} plus {b}?{filler} 答："
+        steps = "".join(f" {rng.randint(0, 9)}+{rng.randint(0, 9)}" for _ in range(rng.randint(0, 3)))
+        out.append((prompt, f"{steps} = {a + b}"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tok(tmp_path_factory):
+    texts = [p + r for p, r in _pairs(60, 123)] + ["问题 答案 加 减 乘 比较 排序"] * 3
+    torch.set_num_threads(2)
+    return train_tokenizer(texts, 300, tmp_path_factory.mktemp("tok"))
+
+
+@pytest.fixture(scope="session")
+def model(tok):
+    m = build_tiny_llama(ARCH, tok, seed=0)
+    # Break the symmetric init a little so gradients are generic.
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return m.eval()
+
+
+@pytest.fixture(scope="session")
+def batch(tok):
+    b = collate(tok, _pairs(10, 7), 128)
+    lengths = b.attention_mask.sum(1)
+    assert lengths.min() < lengths.max(), "pairs must differ in length so padding is exercised"
+    return b
+
+
+@pytest.fixture(scope="session")
+def lora_model(tok):
+    peft = pytest.importorskip("peft")
+    base = build_tiny_llama(ARCH, tok, seed=1)
+    torch.manual_seed(0)
+    m = peft.get_peft_model(base, peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
+                                                  target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():  # B starts at zero: perturb it so that A gets gradient too
+        for n, p in m.named_parameters():
+            if "lora_B" in n:
+                p.copy_(0.1 * torch.randn_like(p))
+    return m.eval()
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+def _flat(grads, names):
+    return torch.cat([grads[n].reshape(grads[n].shape[0], -1) for n in names], 1)
+
+
+def _assert_rows_close(a: torch.Tensor, b: torch.Tensor, tol: float = TOL):
+    assert a.shape == b.shape
+    for i in range(a.shape[0]):
+        assert b[i].norm() > 0, f"example {i} has zero reference gradient"
+        assert _rel(a[i], b[i]) < tol, f"example {i}: relative error {_rel(a[i], b[i]):.2e}"
+
+
+# ----------------------------------------------------------------------------- subsets
+
+def test_subsets_select_expected_parameters(model, lora_model):
+    all_lin = select_parameters(model, "all_linear")
+    assert len(all_lin.names) == 2 * 7 and all(n.endswith(".weight") for n in all_lin.names)
+    assert not any("embed" in n or "norm" in n for n in all_lin.names)
+    last = select_parameters(model, "last_layers", last_n_layers=1)
+    assert len(last.names) == 7 and all(".layers.1." in n for n in last.names)
+    assert select_parameters(model, "last_layers", last_n_layers=5).names == all_lin.names
+    mods = select_parameters(model, "modules", modules=[r"layers\.0\.mlp", "embed_tokens"])
+    assert "model.embed_tokens.weight" in mods.names and len(mods.names) == 4
+    assert not mods.fast_supported
+    lora = select_parameters(lora_model, "lora")
+    assert len(lora.names) == 2 * 2 * 2 and lora.fast_supported
+    with pytest.raises(ValueError, match="no LoRA"):
+        select_parameters(model, "lora")
+    with pytest.raises(ValueError, match="selected no parameters"):
+        select_parameters(model, "modules", modules=["nothing_matches_this"])
+
+
+# ----------------------------------------------------------------------------- engines agree
+
+@pytest.mark.parametrize("subset", ["all_linear", "last_layers"])
+def test_exact_and_fast_match_loop(model, batch, subset):
+    sub = select_parameters(model, subset)
+    loop = _flat(per_example_grads_loop(model, batch, sub.names), sub.names)
+    exact = _flat(per_example_grads_exact(model, batch, sub.names), sub.names)
+    _assert_rows_close(exact, loop)
+    ident = IdentityProjector(sub.shapes)
+    fast = per_example_features_fast(model, batch, sub, ident)
+    _assert_rows_close(fast, loop)
+    full_logits = per_example_features_fast(model, batch, sub, ident, response_logits_only=False)
+    _assert_rows_close(full_logits, loop)
+
+
+def test_lora_engines_match_loop(lora_model, batch):
+    sub = select_parameters(lora_model, "lora")
+    loop = per_example_grads_loop(lora_model, batch, sub.names)
+    for n in sub.names:  # both A and B must carry signal
+        assert loop[n].norm() > 0, n
+    loop_f = _flat(loop, sub.names)
+    exact = _flat(per_example_grads_exact(lora_model, batch, sub.names), sub.names)
+    _assert_rows_close(exact, loop_f)
+    fast = per_example_features_fast(lora_model, batch, sub, IdentityProjector(sub.shapes))
+    _assert_rows_close(fast, loop_f)
+    # requires_grad flags survive the engines
+    assert all(p.requires_grad == ("lora_" in n) for n, p in lora_model.named_parameters())
+
+
+def test_exact_handles_tied_embedding(model, batch):
+    sub = select_parameters(model, "modules", modules=["embed_tokens", r"layers\.1\.post_attention"])
+    loop = _flat(per_example_grads_loop(model, batch, sub.names), sub.names)
+    exact = _flat(per_example_grads_exact(model, batch, sub.names), sub.names)
+    _assert_rows_close(exact, loop)
+    with pytest.raises(ValueError, match="engine='exact'"):
+        featurize(model, None, [("a", "b")], GradientArgs(subset="modules", modules=["embed"]))
+
+
+def test_fast_supports_linear_bias(tok, batch):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(3)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
+                      num_attention_heads=4, num_key_value_heads=4, intermediate_size=64,
+                      attention_bias=True, mlp_bias=True, tie_word_embeddings=True,
+                      pad_token_id=tok.pad_token_id, attn_implementation="eager")
+    m = LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if n.endswith("bias"):
+                p.normal_(0, 0.1)
+    sub = select_parameters(m, "all_linear")
+    assert any(n.endswith(".bias") for n in sub.names)
+    loop = per_example_grads_loop(m, batch, sub.names)
+    fast = per_example_features_fast(m, batch, sub, IdentityProjector(sub.shapes))
+    _assert_rows_close(fast, _flat(loop, sub.names))
+    kp = KronProjector(sub.shapes, k=8, seed=1)
+    _assert_rows_close(per_example_features_fast(m, batch, sub, kp), kp.project(loop))
+
+
+def test_padding_gets_zero_output_gradient_and_batching_is_exact(model, tok, batch):
+    sub = select_parameters(model, "last_layers")
+    # o_proj's input already depends on q/k/v (the engine's graph roots), so its
+    # output requires grad when this hook (registered before the engine's) runs.
+    spec = next(s for s in sub.linears if s.module_name.endswith("o_proj"))
+    seen = []
+
+    def hook(mod, args, out):
+        out.register_hook(lambda g: seen.append(g.detach().clone()))
+    h = spec.module.register_forward_hook(hook)
+    try:
+        per_example_features_fast(model, batch, sub, IdentityProjector(sub.shapes))
+    finally:
+        h.remove()
+    dy = seen[0]
+    pad = batch.attention_mask == 0
+    assert pad.any() and dy[pad].abs().max() == 0
+    # The same example alone (no padding) gives the same features as inside the batch.
+    kp = KronProjector(sub.shapes, k=4, seed=3)
+    together = per_example_features_fast(model, batch, sub, kp)
+    pairs = _pairs(10, 7)
+    alone = torch.cat([per_example_features_fast(model, collate(tok, [p], 128), sub, kp)
+                       for p in pairs[:3]])
+    _assert_rows_close(together[:3], alone)
+
+
+def test_fast_kron_equals_projected_exact(model, batch):
+    sub = select_parameters(model, "all_linear")
+    kp = KronProjector(sub.shapes, k=16, seed=5)
+    exact = per_example_grads_exact(model, batch, sub.names)
+    ref = kp.project(exact)
+    assert ref.shape == (batch.input_ids.shape[0], 2 * (5 * 16 * 16 + 2 * 16 * 16))
+    _assert_rows_close(per_example_features_fast(model, batch, sub, kp), ref)
+    sk = SketchProjector(sub.shapes, dim=64, seed=5)
+    _assert_rows_close(per_example_features_fast(model, batch, sub, sk), sk.project(exact))
+
+
+def test_featurize_engines_agree(model, tok):
+    pairs = _pairs(7, 11)
+    base = dict(subset="all_linear", projection="kron", proj_factor_dim=8, seed=2,
+                chunk_size=3, device="cpu")
+    fast = featurize(model, tok, pairs, GradientArgs(engine="fast", **base), progress=False)
+    exact = featurize(model, tok, pairs, GradientArgs(engine="exact", **base), progress=False)
+    loop = featurize(model, tok, pairs, GradientArgs(engine="loop", **base), progress=False)
+    assert fast.shape == (7, feature_dim(model, GradientArgs(**base))) and fast.dtype == np.float32
+    _assert_rows_close(torch.from_numpy(fast), torch.from_numpy(loop))
+    _assert_rows_close(torch.from_numpy(exact), torch.from_numpy(loop))
+    again = featurize(model, tok, pairs, GradientArgs(engine="fast", **base), progress=False)
+    assert np.array_equal(fast, again)
+
+
+def test_fast_engine_works_with_sdpa(tok, batch):
+    m = build_tiny_llama(ARCH, tok, seed=4).eval()
+    sub = select_parameters(m, "all_linear")
+    kp = KronProjector(sub.shapes, k=8, seed=0)
+    eager = per_example_features_fast(m, batch, sub, kp)
+    m.set_attn_implementation("sdpa")
+    _assert_rows_close(per_example_features_fast(m, batch, sub, kp), eager, 1e-4)
+    # the exact engine switches to eager for the call and back afterwards
+    exact = kp.project(per_example_grads_exact(m, batch, sub.names))
+    _assert_rows_close(exact, eager)
+    assert m.config._attn_implementation == "sdpa"
+
+
+# ----------------------------------------------------------------------------- projections
+
+def test_kron_projection_preserves_inner_products(model, tok):
+    pairs = _pairs(24, 99)
+    sub = select_parameters(model, "all_linear")
+    grads = per_example_grads_exact(model, collate(tok, pairs, 128), sub.names)
+    full = _flat(grads, sub.names).double()
+    kp = KronProjector(sub.shapes, k=16, seed=0)
+    proj = kp.project(grads).double()
+    iu = torch.triu_indices(24, 24, 1)
+    exact_dots = (full @ full.T)[iu[0], iu[1]]
+    proj_dots = (proj @ proj.T)[iu[0], iu[1]]
+    r = np.corrcoef(exact_dots.numpy(), proj_dots.numpy())[0, 1]
+    assert r > 0.9, r
+    sk = SketchProjector(sub.shapes, dim=2048, seed=0).project(grads).double()
+    r_sk = np.corrcoef(exact_dots.numpy(), (sk @ sk.T)[iu[0], iu[1]].numpy())[0, 1]
+    assert r_sk > 0.9, r_sk
+    # same seed -> identical, other seed -> different
+    assert torch.equal(KronProjector(sub.shapes, k=16, seed=0).project(grads), kp.project(grads))
+    other = KronProjector(sub.shapes, k=16, seed=1).project(grads)
+    assert _rel(other, kp.project(grads)) > 0.1
+
+
+def test_kron_projection_is_unbiased_on_average():
+    torch.manual_seed(0)
+    g, h = torch.randn(1, 40, 30), torch.randn(1, 40, 30)
+    h = 0.6 * g + 0.8 * h
+    exact = float((g * h).sum())
+    est = [float(KronProjector({"w": (40, 30)}, k=8, seed=s).project({"w": g})
+                 @ KronProjector({"w": (40, 30)}, k=8, seed=s).project({"w": h}).T)
+           for s in range(300)]
+    assert abs(np.mean(est) - exact) < 4 * np.std(est) / np.sqrt(len(est))
+    # a side no longer than k is left unprojected, so k >= both sides is exact
+    big = KronProjector({"w": (40, 30)}, k=64, seed=0)
+    assert big.dim == 1200 and torch.allclose(big.project({"w": g}), g.reshape(1, -1))
+
+
+# ----------------------------------------------------------------------------- Adam
+
+def test_adam_precondition_matches_hand_computation():
+    g = torch.tensor([[0.5, -1.0], [2.0, 0.0]])          # two examples, a 2-vector param
+    m, v = torch.tensor([0.1, 0.2]), torch.tensor([0.01, 0.04])
+    b1, b2, eps, step = 0.9, 0.99, 1e-8, 3
+    out = adam_precondition({"w": g}, {"w": (m, v)}, step, (b1, b2), eps)["w"]
+    t = step + 1
+    for i in range(2):
+        for j in range(2):
+            mm = b1 * m[j].item() + (1 - b1) * g[i, j].item()
+            vv = b2 * v[j].item() + (1 - b2) * g[i, j].item() ** 2
+            want = (mm / (1 - b1 ** t)) / (np.sqrt(vv / (1 - b2 ** t)) + eps)
+            assert abs(out[i, j].item() - want) < 1e-6 * max(1.0, abs(want))
+    with pytest.raises(ValueError, match="no optimizer moments"):
+        adam_precondition({"x": g}, {"w": (m, v)}, 0)
+
+
+def test_adam_featurize_fast_equals_exact(model, tok):
+    sub = select_parameters(model, "last_layers")
+    torch.manual_seed(1)
+    moments = {n: (0.01 * torch.randn_like(p), 1e-4 * torch.rand_like(p))
+               for n, p in model.named_parameters() if n in sub.names}
+    adam = AdamState(moments, step=10, betas=(0.9, 0.999), eps=1e-8)
+    pairs = _pairs(5, 3)
+    kw = dict(subset="last_layers", proj_factor_dim=8, chunk_size=5, device="cpu")
+    fast = featurize(model, tok, pairs, GradientArgs(engine="fast", **kw), adam=adam,
+                     progress=False)
+    exact = featurize(model, tok, pairs, GradientArgs(engine="exact", **kw),
+                      adam=dict(moments=moments, step=10), progress=False)
+    _assert_rows_close(torch.from_numpy(fast), torch.from_numpy(exact), 1e-4)
+    plain = featurize(model, tok, pairs, GradientArgs(engine="fast", **kw), progress=False)
+    assert _rel(torch.from_numpy(plain), torch.from_numpy(fast)) > 0.5
+
+
+# ----------------------------------------------------------------------------- stores
+
+def test_feature_store_streaming_equals_in_memory(model, tok, tmp_path):
+    pairs = _pairs(11, 5)
+    args = GradientArgs(chunk_size=4, proj_factor_dim=4, device="cpu", seed=9)
+    mem = featurize(model, tok, pairs, args, progress=False)
+    path = tmp_path / "eval_feats.npy"
+    disk = featurize(model, tok, pairs, args, out=path, progress=False)
+    assert np.array_equal(np.asarray(disk), mem) and np.array_equal(open_features(path), mem)
+    meta = read_meta(path)
+    assert meta["n"] == 11 and meta["d"] == mem.shape[1] and meta["args"]["seed"] == 9
+    assert meta["names"] == select_parameters(model, args.subset).names
+    assert json.loads((tmp_path / "eval_feats.json").read_text())["d"] == mem.shape[1]
+    assert not [p for p in os.listdir(tmp_path) if "tmp" in p]
+
+    probes = featurize(model, tok, _pairs(3, 6), args, progress=False)
+    dots, norms = pairwise_inner(probes, path, chunk=4)
+    want = probes.astype(np.float64) @ mem.astype(np.float64).T
+    assert dots.dtype == np.float64 and np.allclose(dots, want, rtol=1e-12, atol=1e-12)
+    assert np.allclose(norms, np.linalg.norm(mem.astype(np.float64), axis=1))
+    assert np.allclose(feature_norms(probes), np.linalg.norm(probes.astype(np.float64), axis=1))
+    dots2, _ = pairwise_inner(probes, mem, chunk=3)
+    assert np.allclose(dots2, want)
+
+
+def test_feature_store_is_atomic(tmp_path):
+    path = tmp_path / "f.npy"
+    with pytest.raises(RuntimeError):
+        with FeatureStore(path, 4, 3) as st:
+            st.append(np.ones((2, 3)))
+            raise RuntimeError("boom")
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(ValueError, match="wrote 2 of 4"):
+        st = FeatureStore(path, 4, 3)
+        st.append(np.ones((2, 3)))
+        st.close()
+    assert os.listdir(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- arguments
+
+@pytest.mark.parametrize("field,value", [
+    ("engine", "vmap"), ("subset", "everything"), ("projection", "gaussian"),
+    ("proj_factor_dim", 0), ("proj_dim", -1), ("chunk_size", 0), ("dtype", "float16"),
+    ("device", "tpu"), ("last_n_layers", 0), ("max_length", 1), ("seed", -1),
+    ("chunk_size", 2.5), ("modules", "q_proj"),
+])
+def test_bad_gradient_args_raise_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        GradientArgs(**{field: value})
+
+
+def test_gradient_args_modules_and_mapping():
+    with pytest.raises(ValueError, match="modules"):
+        GradientArgs(subset="modules")
+    with pytest.raises(ValueError, match="unknown field"):
+        GradientArgs.from_mapping({"engine": "fast", "bogus": 1})
+    a = GradientArgs.from_mapping({"engine": "exact", "modules": []}, seed=3)
+    assert a.engine == "exact" and a.seed == 3

@@ -1,0 +1,291 @@
+"""Seeded random projections of per-example gradients (TRAK-style projectors).
+
+Every projector maps a dict ``name -> (B, *shape)`` of per-example gradients to
+``(B, dim)`` float32 features, parameter by parameter in a fixed order, without
+ever materialising a ``dim x D`` matrix:
+
+:class:`KronProjector` (``projection="kron"``, LoGra)
+    per parameter of shape ``out x in`` (1-D: ``out x 1``; >2-D: trailing dims
+    flattened) the feature block is ``P_out^T G P_in`` of size ``k_out x k_in``,
+    ``k_side = min(k, side)``. ``P`` has i.i.d. ``N(0, 1/k)`` (or ``+-1/sqrt(k)``)
+    entries so that ``E <Pi(G), Pi(H)> = <G, H>``; a side no longer than ``k`` is
+    left unprojected (identity: exact and cheaper). Factors are generated per
+    parameter from ``(seed, parameter name, side)`` on the CPU, so every device
+    and every engine gets the same projection. The fast engine computes the same
+    numbers from the layer's inputs and output-gradients,
+    ``(dY P_out)^T (X P_in)``, see :mod:`.fast`.
+:class:`SketchProjector` (``projection="sketch"``)
+    a CountSketch of the concatenated gradient into ``proj_dim`` buckets, for any
+    parameter (embeddings, norms): coordinate ``j`` of parameter ``n`` adds
+    ``s(j) g_j`` to bucket ``h(j)``; ``h``/``s`` seeded from ``(seed, n)``.
+    ``E <Sx, Sy> = <x, y>``.
+:class:`IdentityProjector` (``projection="none"``)
+    flatten and concatenate (exact gradients).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Mapping, Sequence
+
+import torch
+
+PROJECTIONS = ("kron", "none", "sketch")
+
+
+def stable_seed(*parts: object) -> int:
+    """A 63-bit integer seed derived deterministically from ``parts`` (no Python ``hash``)."""
+    h = hashlib.blake2b("\x1f".join(str(p) for p in parts).encode("utf-8"), digest_size=8)
+    return int.from_bytes(h.digest(), "little") & ((1 << 63) - 1)
+
+
+def _as_2d(shape: Sequence[int]) -> tuple[int, int]:
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return int(shape[0]), 1
+    return int(shape[0]), int(math.prod(shape[1:]))
+
+
+class Projector:
+    """Interface: ``project`` a gradient dict to ``(B, dim)`` float32 features."""
+
+    names: list[str]
+    shapes: dict[str, tuple[int, ...]]
+    dim: int
+
+    def add_into(self, out: torch.Tensor, name: str, g: torch.Tensor) -> None:
+        """Add the projection of parameter ``name``'s per-example gradient ``g``
+        (``(B, *shape)``) into the feature rows ``out`` (``(B, dim)``)."""
+        raise NotImplementedError
+
+    def project(self, grads: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Project a per-example gradient dict (every name of ``self.names``)."""
+        missing = [n for n in self.names if n not in grads]
+        if missing:
+            raise ValueError(f"gradient dict lacks parameters {missing[:3]}")
+        first = grads[self.names[0]]
+        out = torch.zeros(first.shape[0], self.dim, dtype=torch.float32, device=first.device)
+        for n in self.names:
+            self.add_into(out, n, grads[n])
+        return out
+
+    def describe(self) -> dict:
+        """A JSON-able description (kind, dim, parameters)."""
+        return {"kind": type(self).__name__, "dim": self.dim}
+
+
+class _SlicedProjector(Projector):
+    """A projector whose parameters own disjoint column blocks of the features."""
+
+    def _layout(self, sizes: Mapping[str, int]) -> None:
+        self.slices: dict[str, slice] = {}
+        start = 0
+        for n in self.names:
+            self.slices[n] = slice(start, start + sizes[n])
+            start += sizes[n]
+        self.dim = start
+
+
+class IdentityProjector(_SlicedProjector):
+    """``projection="none"``: the flattened, concatenated exact gradient."""
+
+    def __init__(self, shapes: Mapping[str, Sequence[int]]):
+        self.names = list(shapes)
+        self.shapes = {n: tuple(int(s) for s in shapes[n]) for n in self.names}
+        self._layout({n: int(math.prod(self.shapes[n])) for n in self.names})
+
+    def add_into(self, out, name, g):
+        out[:, self.slices[name]] += g.reshape(g.shape[0], -1).float()
+
+
+class KronProjector(_SlicedProjector):
+    """``projection="kron"``: per-parameter Kronecker-factored Gaussian projection."""
+
+    def __init__(self, shapes: Mapping[str, Sequence[int]], k: int = 16, seed: int = 0,
+                 kind: str = "gaussian"):
+        if k < 1:
+            raise ValueError(f"proj_factor_dim must be >= 1, got {k}")
+        if kind not in ("gaussian", "rademacher"):
+            raise ValueError(f"kind must be 'gaussian' or 'rademacher', got {kind!r}")
+        self.names = list(shapes)
+        self.shapes = {n: tuple(int(s) for s in shapes[n]) for n in self.names}
+        self.k, self.seed, self.kind = int(k), int(seed), kind
+        self.dims2d = {n: _as_2d(self.shapes[n]) for n in self.names}
+        self.kdims = {n: (min(self.k, o), min(self.k, i)) for n, (o, i) in self.dims2d.items()}
+        self._layout({n: ko * ki for n, (ko, ki) in self.kdims.items()})
+        self._cache: dict[tuple[str, str, str], torch.Tensor | None] = {}
+
+    def _factor(self, name: str, side: str, n: int) -> torch.Tensor | None:
+        if n <= self.k:
+            return None  # identity: this side is not reduced
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(stable_seed("kron", self.seed, name, side))
+        if self.kind == "gaussian":
+            p = torch.randn(n, self.k, generator=gen, dtype=torch.float32)
+        else:
+            p = torch.randint(0, 2, (n, self.k), generator=gen).float().mul_(2).sub_(1)
+        return p.div_(math.sqrt(self.k))
+
+    def factors(self, name: str, device: torch.device | str = "cpu"
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(P_out (out x k_out), P_in (in x k_in))`` of parameter ``name``; ``None``
+        marks an identity side. Cached per device."""
+        dev = str(torch.device(device))
+        out_n, in_n = self.dims2d[name]
+        res = []
+        for side, n in (("out", out_n), ("in", in_n)):
+            key = (name, side, dev)
+            if key not in self._cache:
+                cpu_key = (name, side, "cpu")
+                if cpu_key not in self._cache:
+                    self._cache[cpu_key] = self._factor(name, side, n)
+                base = self._cache[cpu_key]
+                self._cache[key] = None if base is None else base.to(dev)
+            res.append(self._cache[key])
+        return res[0], res[1]
+
+    def add_into(self, out, name, g):
+        b = g.shape[0]
+        o, i = self.dims2d[name]
+        g2 = g.reshape(b, o, i).float()
+        p_out, p_in = self.factors(name, g.device)
+        if p_in is not None:
+            g2 = g2 @ p_in                                   # (B, o, k_in)
+        if p_out is not None:
+            g2 = p_out.t() @ g2                              # (B, k_out, k_in)
+        out[:, self.slices[name]] += g2.reshape(b, -1)
+
+    def describe(self):
+        return {"kind": "kron", "dim": self.dim, "k": self.k, "seed": self.seed,
+                "factor": self.kind}
+
+
+class SketchProjector(Projector):
+    """``projection="sketch"``: a seeded CountSketch into ``dim`` buckets."""
+
+    BLOCK = 1 << 22          # coordinates hashed per generator call
+    CACHE_LIMIT = 1 << 25    # cache hashes of at most this many coordinates in total
+
+    def __init__(self, shapes: Mapping[str, Sequence[int]], dim: int = 4096, seed: int = 0):
+        if dim < 1:
+            raise ValueError(f"proj_dim must be >= 1, got {dim}")
+        self.names = list(shapes)
+        self.shapes = {n: tuple(int(s) for s in shapes[n]) for n in self.names}
+        self.dim, self.seed = int(dim), int(seed)
+        self._cache: dict[tuple[str, str], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._cached = 0
+
+    def _hashes(self, name: str, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        dev = str(torch.device(device))
+        key = (name, dev)
+        if key in self._cache:
+            return self._cache[key]
+        numel = int(math.prod(self.shapes[name]))
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(stable_seed("sketch", self.seed, name))
+        blocks = []
+        for start in range(0, numel, self.BLOCK):
+            n = min(self.BLOCK, numel - start)
+            idx = torch.randint(0, self.dim, (n,), generator=gen)
+            sgn = torch.randint(0, 2, (n,), generator=gen).float().mul_(2).sub_(1)
+            blocks.append((idx.to(dev), sgn.to(dev)))
+        if self._cached + numel <= self.CACHE_LIMIT:
+            self._cache[key] = blocks
+            self._cached += numel
+        return blocks
+
+    def add_into(self, out, name, g):
+        flat = g.reshape(g.shape[0], -1).float()
+        start = 0
+        for idx, sgn in self._hashes(name, g.device):
+            n = idx.numel()
+            out.index_add_(1, idx, flat[:, start:start + n] * sgn)
+            start += n
+
+    def describe(self):
+        return {"kind": "sketch", "dim": self.dim, "seed": self.seed}
+
+
+def make_projector(kind: str, shapes: Mapping[str, Sequence[int]], *, k: int = 16,
+                   dim: int = 4096, seed: int = 0) -> Projector:
+    """Build the projector of ``kind`` (``kron`` | ``none`` | ``sketch``) for ``shapes``."""
+    if kind == "kron":
+        return KronProjector(shapes, k=k, seed=seed)
+    if kind == "sketch":
+        return SketchProjector(shapes, dim=dim, seed=seed)
+    if kind == "none":
+        return IdentityProjector(shapes)
+    raise ValueError(f"projection must be one of {PROJECTIONS}, got {kind!r}")
+
+
+# --------------------------------------------------------------------------------------
+# LESS-style Adam preconditioning (a transform of full per-example gradients)
+# --------------------------------------------------------------------------------------
+
+class AdamState:
+    """Adam moments of a checkpoint: ``moments[name] = (exp_avg, exp_avg_sq)``.
+
+    ``step`` is the number of optimizer steps already taken (PyTorch's ``state["step"]``).
+    """
+
+    def __init__(self, moments: Mapping[str, tuple[torch.Tensor, torch.Tensor]], step: int,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 bias_correction: bool = True):
+        self.moments = dict(moments)
+        self.step = int(step)
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.eps = float(eps)
+        self.bias_correction = bool(bias_correction)
+
+    @classmethod
+    def from_optimizer(cls, optimizer: torch.optim.Optimizer, model: torch.nn.Module,
+                       **kw) -> "AdamState":
+        """Collect the moments of a live ``torch.optim.Adam(W)`` keyed by parameter name."""
+        name_of = {id(p): n for n, p in model.named_parameters()}
+        moments, step, betas, eps = {}, 0, (0.9, 0.999), 1e-8
+        for group in optimizer.param_groups:
+            betas, eps = tuple(group.get("betas", betas)), group.get("eps", eps)
+            for p in group["params"]:
+                st = optimizer.state.get(p, {})
+                if "exp_avg" in st and id(p) in name_of:
+                    moments[name_of[id(p)]] = (st["exp_avg"].detach(), st["exp_avg_sq"].detach())
+                    step = int(torch.as_tensor(st["step"]).item())
+        return cls(moments, step, kw.pop("betas", betas), kw.pop("eps", eps), **kw)
+
+    def __call__(self, grads: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return adam_precondition(grads, self.moments, self.step, self.betas, self.eps,
+                                 self.bias_correction)
+
+
+def adam_precondition(grads: Mapping[str, torch.Tensor],
+                      moments: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+                      step: int, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                      bias_correction: bool = True) -> dict[str, torch.Tensor]:
+    """The Adam update direction one more step with gradient ``g`` would take (LESS).
+
+    For every per-example gradient ``g`` (``(B, *shape)``) of parameter ``name``:
+    ``m' = b1 m + (1-b1) g``, ``v' = b2 v + (1-b2) g^2``; with ``t = step + 1`` and
+    bias correction ``m^ = m'/(1-b1^t)``, ``v^ = v'/(1-b2^t)``; returns
+    ``m^ / (sqrt(v^) + eps)``. Raises ``ValueError`` when a moment is missing.
+    """
+    b1, b2 = betas
+    t = int(step) + 1
+    c1 = 1.0 - b1 ** t if bias_correction else 1.0
+    c2 = 1.0 - b2 ** t if bias_correction else 1.0
+    out = {}
+    for name, g in grads.items():
+        if name not in moments:
+            raise ValueError(f"adam: no optimizer moments for parameter {name!r}")
+        m, v = moments[name]
+        g32 = g.float()
+        m = m.to(g.device, torch.float32).unsqueeze(0)
+        v = v.to(g.device, torch.float32).unsqueeze(0)
+        if m.shape[1:] != g32.shape[1:] or v.shape[1:] != g32.shape[1:]:
+            raise ValueError(f"adam: moment shape {tuple(m.shape[1:])} of {name!r} does not "
+                             f"match its gradient shape {tuple(g32.shape[1:])}")
+        m1 = b1 * m + (1.0 - b1) * g32
+        v1 = b2 * v + (1.0 - b2) * g32 * g32
+        out[name] = (m1 / c1) / ((v1 / c2).sqrt() + eps)
+    return out
