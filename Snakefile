@@ -2,7 +2,9 @@
 # Run everything:   snakemake --cores all
 # See README.md for targets, presets and how to bring your own data and model.
 
-configfile: "config/config.yaml"
+import os
+
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 include: "workflow/rules/common.smk"

@@ -1,0 +1,81 @@
+"""The whole chain through Snakemake on the `tiny` preset, in a temporary directory."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(REPO / "config" / "tiny.yaml"), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("tiny")
+    _snakemake(work, "--quiet", "rules")
+    return work / "results-tiny"
+
+
+@pytest.mark.slow
+def test_every_output_with_sane_contents(tiny_run):
+    r = tiny_run
+    for path in ["report.html", "swift/summary.csv", "swift/summary.md", "validation/alignment.csv",
+                 "validation/costs.csv", "model/state_accuracy.csv", "figures/alignment.png",
+                 "figures/swift_cot.png", "figures/swift_cot.pdf", "figures/state_accuracy.png"]:
+        assert (r / path).stat().st_size > 0, path
+    summary = pd.read_csv(r / "swift/summary.csv")
+    assert set(summary["context"]) == {"in", "cross"}
+    assert set(summary["state"]) == {"base", "step-3", "aggregate"}
+    assert summary["s_strategy"].notna().all() and summary["s_baseline"].notna().all()
+    assert ((summary["relinf_lo"] <= summary["relinf"]) | summary["unstable"]).all()
+    # the model states really differ: the warm-up moved the weights
+    feats = {s: __import__("numpy").load(r / f"swift/features/{s}/eval.npy") for s in ("base", "step-3")}
+    assert feats["base"].shape == feats["step-3"].shape
+    assert abs(feats["base"] - feats["step-3"]).max() > 0
+    state = json.loads((r / "model/warmup/states/step-3/state.json").read_text())
+    assert state["step"] == 3 and state["learning_rate"] > 0
+    align = pd.read_csv(r / "validation/alignment.csv")
+    assert {"relinf", "delta", "agree", "state"} <= set(align.columns)
+    assert len(align[align["state"] == "aggregate"]) == 2  # one study x {in, cross}
+    costs = pd.read_csv(r / "validation/costs.csv").set_index("side")
+    assert costs.loc["swift", "wall_s"] > 0 and costs.loc["validation", "wall_s"] > 0
+    samples = [json.loads(l) for l in open(r / "eval/B_seed-0/samples.jsonl", encoding="utf-8")]
+    assert samples and all(s["em"] in (0, 1) and s["nll_per_token"] > 0 for s in samples)
+    assert json.loads((r / "eval/B_seed-0/results.json").read_text())["results"]
+    html = (r / "report.html").read_text(encoding="utf-8")
+    assert "data:image/png;base64," in html and "Alignment" in html and "http" not in html.split("<body>")[1]
+    for rule_log in ["pretrain.log", "warmup.log", "alignment.log"]:
+        assert (r / "logs" / rule_log).stat().st_size > 0
+    assert (r / "benchmarks/pretrain.tsv").exists()
+
+
+@pytest.mark.slow
+def test_rerun_is_a_no_op_and_one_study_reruns_alone(tiny_run):
+    work = tiny_run.parent
+    proc = _snakemake(work, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    proc = _snakemake(work, "-n", "--forcerun", "study_sets")
+    out = proc.stdout + proc.stderr
+    assert "probe_features" in out and "eval_features" not in out  # eval gradients stay cached
+
+
+def test_bad_config_key_stops_with_its_name(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("swift:\n  gradients:\n    engine: warp\n")
+    proc = _snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "tiny.yaml"), str(bad), check=False)
+    assert proc.returncode != 0
+    assert "swift.gradients.engine" in proc.stderr + proc.stdout
+    assert not (tmp_path / "results-tiny").exists()
