@@ -40,10 +40,19 @@ def _pairs(n: int, seed: int) -> list[tuple[str, str]]:
     return out
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and 2 OpenMP threads on a busy 2-core
+    machine slow small ops down by 5x or more."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tok(tmp_path_factory):
     texts = [p + r for p, r in _pairs(60, 123)] + ["问题 答案 加 减 乘 比较 排序"] * 3
-    torch.set_num_threads(2)
     return train_tokenizer(texts, 300, tmp_path_factory.mktemp("tok"))
 
 
@@ -105,7 +114,14 @@ def test_subsets_select_expected_parameters(model, lora_model):
     assert select_parameters(model, "last_layers", last_n_layers=5).names == all_lin.names
     mods = select_parameters(model, "modules", modules=[r"layers\.0\.mlp", "embed_tokens"])
     assert "model.embed_tokens.weight" in mods.names and len(mods.names) == 4
-    assert not mods.fast_supported
+    assert mods.fast_supported and len(mods.embeddings) == 1
+    assert {s.module_name for s in mods.linears} >= {"lm_head"}  # the tied head is hooked too
+    both = select_parameters(model, "linear_embed")
+    assert both.names == ["model.embed_tokens.weight"] + all_lin.names
+    norms = select_parameters(model, "modules", modules=["norm"])
+    assert not norms.fast_supported
+    with pytest.raises(ValueError, match="engine='exact'"):
+        norms.require_fast()
     lora = select_parameters(lora_model, "lora")
     assert len(lora.names) == 2 * 2 * 2 and lora.fast_supported
     with pytest.raises(ValueError, match="no LoRA"):
@@ -149,7 +165,22 @@ def test_exact_handles_tied_embedding(model, batch):
     exact = _flat(per_example_grads_exact(model, batch, sub.names), sub.names)
     _assert_rows_close(exact, loop)
     with pytest.raises(ValueError, match="engine='exact'"):
-        featurize(model, None, [("a", "b")], GradientArgs(subset="modules", modules=["embed"]))
+        featurize(model, None, [("a", "b")], GradientArgs(subset="modules", modules=["norm"]))
+
+
+@pytest.mark.parametrize("response_logits_only", [True, False])
+def test_fast_handles_tied_embedding_and_head(model, batch, response_logits_only):
+    sub = select_parameters(model, "linear_embed")
+    assert batch.input_ids.eq(model.config.pad_token_id).any()  # padding ids present
+    loop = per_example_grads_loop(model, batch, sub.names)
+    ident = IdentityProjector(sub.shapes)
+    fast = per_example_features_fast(model, batch, sub, ident,
+                                     response_logits_only=response_logits_only)
+    _assert_rows_close(fast, _flat(loop, sub.names))
+    kp = KronProjector(sub.shapes, k=16, seed=4)
+    _assert_rows_close(per_example_features_fast(model, batch, sub, kp,
+                                                 response_logits_only=response_logits_only),
+                       kp.project(loop))
 
 
 def test_fast_supports_linear_bias(tok, batch):
@@ -225,6 +256,32 @@ def test_featurize_engines_agree(model, tok):
     assert np.array_equal(fast, again)
 
 
+def test_length_sorting_changes_nothing_but_speed(model, tok):
+    from swift_study.gradients.engine import _batches
+
+    pairs = _pairs(13, 21)
+    args = GradientArgs(chunk_size=4, proj_factor_dim=8, device="cpu")
+    seen = []
+    for idx, b in _batches(tok, pairs, args):
+        ref = collate(tok, [pairs[i] for i in idx], args.max_length)
+        assert torch.equal(b.input_ids, ref.input_ids) and torch.equal(b.labels, ref.labels)
+        assert torch.equal(b.attention_mask, ref.attention_mask)
+        seen += idx.tolist()
+    assert sorted(seen) == list(range(13)) and seen != list(range(13))
+    unsorted = GradientArgs(chunk_size=4, proj_factor_dim=8, device="cpu", sort_by_length=False)
+    _assert_rows_close(torch.from_numpy(featurize(model, tok, pairs, args, progress=False)),
+                       torch.from_numpy(featurize(model, tok, pairs, unsorted, progress=False)))
+
+
+def test_bfloat16_autocast_runs_and_stays_close(model, tok):
+    pairs = _pairs(6, 8)
+    kw = dict(subset="linear_embed", proj_factor_dim=8, device="cpu")
+    f32 = featurize(model, tok, pairs, GradientArgs(**kw), progress=False)
+    bf16 = featurize(model, tok, pairs, GradientArgs(dtype="bfloat16", **kw), progress=False)
+    assert bf16.dtype == np.float32 and np.isfinite(bf16).all()
+    assert _rel(torch.from_numpy(bf16), torch.from_numpy(f32)) < 0.1
+
+
 def test_fast_engine_works_with_sdpa(tok, batch):
     m = build_tiny_llama(ARCH, tok, seed=4).eval()
     sub = select_parameters(m, "all_linear")
@@ -293,14 +350,15 @@ def test_adam_precondition_matches_hand_computation():
         adam_precondition({"x": g}, {"w": (m, v)}, 0)
 
 
-def test_adam_featurize_fast_equals_exact(model, tok):
-    sub = select_parameters(model, "last_layers")
+@pytest.mark.parametrize("subset", ["last_layers", "linear_embed"])
+def test_adam_featurize_fast_equals_exact(model, tok, subset):
+    sub = select_parameters(model, subset)
     torch.manual_seed(1)
     moments = {n: (0.01 * torch.randn_like(p), 1e-4 * torch.rand_like(p))
                for n, p in model.named_parameters() if n in sub.names}
     adam = AdamState(moments, step=10, betas=(0.9, 0.999), eps=1e-8)
     pairs = _pairs(5, 3)
-    kw = dict(subset="last_layers", proj_factor_dim=8, chunk_size=5, device="cpu")
+    kw = dict(subset=subset, proj_factor_dim=8, chunk_size=5, device="cpu")
     fast = featurize(model, tok, pairs, GradientArgs(engine="fast", **kw), adam=adam,
                      progress=False)
     exact = featurize(model, tok, pairs, GradientArgs(engine="exact", **kw),
@@ -355,7 +413,7 @@ def test_feature_store_is_atomic(tmp_path):
     ("engine", "vmap"), ("subset", "everything"), ("projection", "gaussian"),
     ("proj_factor_dim", 0), ("proj_dim", -1), ("chunk_size", 0), ("dtype", "float16"),
     ("device", "tpu"), ("last_n_layers", 0), ("max_length", 1), ("seed", -1),
-    ("chunk_size", 2.5), ("modules", "q_proj"),
+    ("chunk_size", 2.5), ("modules", "q_proj"), ("sort_by_length", "yes"),
 ])
 def test_bad_gradient_args_raise_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):

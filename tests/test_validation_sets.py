@@ -57,5 +57,10 @@ def test_validation_effects_by_context():
     assert df.loc["in", "delta_ctrl"] == pytest.approx(0.25)
     assert df.loc["cross", "delta"] == pytest.approx(0.0)
     assert df.loc["cross", "delta_ctrl"] == pytest.approx(-0.25)
-    assert df.loc["in", "loss_gain"] == pytest.approx(0.05)
+    assert df.loc["in", "delta_loss"] == pytest.approx(0.05)
+    assert df.loc["in", "nll_S"] == pytest.approx(0.95)
+    by_loss = validation_effects(samples, [{"name": "s", "strategy": "cot", "in_task": ["add"]}],
+                                 n_boot=50, confidence=0.9, seed=0, metric="loss").set_index("context")
+    assert by_loss.loc["in", "delta"] == pytest.approx(0.05)
+    assert by_loss.loc["in", "delta_ctrl"] == pytest.approx(0.025)
     assert df.loc["in", "delta_lo"] <= 0.5 <= df.loc["in", "delta_hi"]

@@ -153,6 +153,7 @@ rule alignment:
         eval_dir=f"{R}/eval",
         bootstrap=VAL["bootstrap"],
         n_perm=VAL["n_perm"],
+        metric=VAL["metric"],
         seed=config["seed"],
         swift_benchmarks=f"{R}/benchmarks/swift",
         validation_benchmarks=[f"{R}/benchmarks/validation", f"{R}/benchmarks/evaluate"],

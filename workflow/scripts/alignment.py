@@ -17,7 +17,7 @@ def main(smk, log):
     samples = {m: [load_samples(Path(p.eval_dir) / f"{m}_seed-{s}" / "samples.jsonl", records)
                    for s in p.seeds] for m in p.models}
     boot = p.bootstrap
-    val = validation_effects(samples, p.studies, boot["n_boot"], boot["confidence"], p.seed)
+    val = validation_effects(samples, p.studies, boot["n_boot"], boot["confidence"], p.seed, p.metric)
     val.to_csv(smk.output.validation, index=False)
     swift = pd.read_csv(smk.input.swift)
     tables, lines = [], ["| state | cells | agree | agreement rate | Spearman rho | permutation p |",
@@ -42,7 +42,7 @@ def main(smk, log):
     plot_alignment(agg, smk.output.png, smk.output.pdf, stats=headline, n_perm=p.n_perm, seed=p.seed)
     md = ["# Alignment of the swift study with the validation study", "",
           "Agreement per model state (aggregate = learning-rate-weighted TracIn-CP):", "", *lines, "",
-          "## Validation effects (exact match)", "", val.to_markdown(index=False, floatfmt=".3f"), "",
+          f"## Validation effects (alignment uses: {p.metric})", "", val.to_markdown(index=False, floatfmt=".3f"), "",
           "## Cost", "", costs.to_markdown(index=False, floatfmt=".1f")]
     atomic_write_text(smk.output.summary, "\n".join(md) + "\n")
     log.info("aggregate alignment: %s", headline)

@@ -4,12 +4,17 @@ A *format* turns a :class:`~swift_study.tasks.Query` into ``(prompt, response)``
 ``qa`` is the baseline; every other format is a *strategy*. Built-ins:
 
 ``qa``        the noisy query, then ``Answer: X``
-``cot``       the query and a "think step by step" cue; the response walks the
-              task's intermediate steps, then ``Answer: X``
-``clarify``   the query and a cue to restate it; the response restates the query in
-              canonical form, then ``Answer: X``
+``cot``       the same prompt; the response walks the task's intermediate steps,
+              then ``Answer: X``
+``clarify``   the same prompt; the response first restates the query in canonical
+              form, then ``Answer: X``
 ``evaluate``  the query and a candidate response (right or wrong in realistic ways);
               the response judges it and gives the right answer
+
+``cot`` and ``clarify`` keep the plain query as the prompt (no cue), as
+instruction-tuning data of these kinds usually does: they change how the model
+*responds* to a query, so a model tuned on them may reason or restate before it
+answers a plain evaluation query, and is scored on its final answer.
 
 Users add a strategy by naming a function ``module:function`` in the config
 (``suite.strategies``); it receives ``(query, rng)`` and returns
@@ -37,18 +42,14 @@ def render_qa(q: Query, rng: random.Random) -> tuple[str, str]:
 
 def render_cot(q: Query, rng: random.Random) -> tuple[str, str]:
     """Step-by-step reasoning, then the answer."""
-    cue = "Let's think step by step." if q.lang == "en" else "请一步一步思考。"
     steps = "\n".join(s.text for s in q.steps)
-    return f"{q.raw}\n{cue}\n", f"{steps}\n{answer_line(q.answer, q.lang)}"
+    return f"{q.raw}\n", f"{steps}\n{answer_line(q.answer, q.lang)}"
 
 
 def render_clarify(q: Query, rng: random.Random) -> tuple[str, str]:
     """Restate the query canonically, then answer."""
-    if q.lang == "en":
-        cue, head = "First restate the question clearly, then answer.", "Question: "
-    else:
-        cue, head = "请先把问题复述清楚，再回答。", "问题："
-    return f"{q.raw}\n{cue}\n", f"{head}{q.canonical}\n{answer_line(q.answer, q.lang)}"
+    head = "Question: " if q.lang == "en" else "问题："
+    return f"{q.raw}\n", f"{head}{q.canonical}\n{answer_line(q.answer, q.lang)}"
 
 
 def render_evaluate(q: Query, rng: random.Random) -> tuple[str, str]:

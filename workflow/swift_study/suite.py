@@ -73,7 +73,12 @@ def _query_meta(q: Query, pool: str | None) -> dict[str, Any]:
 
 
 def pretrain_text(q: Query) -> str:
-    """A textbook-style worked example (canonical query, steps, answer) for pretraining."""
+    """A textbook-style worked example (canonical query, steps, answer) for pretraining.
+
+    The pretraining corpus holds, per pretraining query, this worked example and the
+    query's plain question/answer (so the base model has some plain-QA skill to
+    build on, as a pretrained LLM would).
+    """
     from .answers import answer_line
 
     return "\n".join([q.canonical, *(s.text for s in q.steps), answer_line(q.answer, q.lang)])
@@ -110,7 +115,10 @@ def generate_builtin(cfg: Mapping[str, Any]) -> tuple[list[str], list[Record]]:
                 chunk = queries[start: start + int(sizes[split])]
                 start += int(sizes[split])
                 if split == "pretrain":
-                    texts.extend(pretrain_text(q) for q in chunk)
+                    for q in chunk:
+                        texts.append(pretrain_text(q))
+                        prompt, response = render(q, "qa", registry, seed)
+                        texts.append(prompt + response)
                     continue
                 rec_split = "train" if split == "extra" else split
                 pool = {"train": "base", "extra": "extra"}.get(split)

@@ -143,8 +143,10 @@ def _column_text(steps: list[Step], op: str, lang: str) -> list[Step]:
 
 
 def gen_add(rng: random.Random, lang: str) -> Query:
-    """Multi-digit addition (2-3 digits)."""
-    a, b = rng.randint(10, 999), rng.randint(10, 999)
+    """A number below 70 plus a one-digit number (in either order)."""
+    a, b = rng.randint(1, 69), rng.randint(1, 9)
+    if rng.random() < 0.5:
+        a, b = b, a
     steps, result, sloppy = _columns(a, b, "+")
     assert result == a + b
     if lang == "en":
@@ -162,9 +164,8 @@ def gen_add(rng: random.Random, lang: str) -> Query:
 
 
 def gen_sub(rng: random.Random, lang: str) -> Query:
-    """Multi-digit subtraction with a non-negative result."""
-    a, b = rng.randint(10, 999), rng.randint(10, 999)
-    a, b = max(a, b), min(a, b)
+    """A number below 70 minus a one-digit number, with a non-negative result."""
+    a, b = rng.randint(10, 69), rng.randint(1, 9)
     steps, result, sloppy = _columns(a, b, "-")
     assert result == a - b
     if lang == "en":
@@ -182,8 +183,8 @@ def gen_sub(rng: random.Random, lang: str) -> Query:
 
 
 def gen_mul(rng: random.Random, lang: str) -> Query:
-    """A 2-3 digit number times a one-digit number."""
-    a, b = rng.randint(10, 999), rng.randint(2, 9)
+    """A number below 70 times a one-digit number."""
+    a, b = rng.randint(2, 69), rng.randint(2, 9)
     da = str(a)[::-1]
     carry, digits, steps, sloppy = 0, [], [], []
     for i, ch in enumerate(da):
@@ -219,14 +220,14 @@ def gen_mul(rng: random.Random, lang: str) -> Query:
 
 def gen_compare(rng: random.Random, lang: str) -> Query:
     """Which of two numbers is larger (answer: the larger number)."""
-    a = rng.randint(100, 9999)
+    a = rng.randint(10, 99)
     if rng.random() < 0.6:  # near misses share a prefix: the interesting cases
         digits = list(str(a))
         i = rng.randrange(len(digits))
         digits[i] = str((int(digits[i]) + rng.randint(1, 9)) % 10)
         b = int("".join(digits)) if digits[0] != "0" else a + rng.randint(1, 99)
     else:
-        b = rng.randint(100, 9999)
+        b = rng.randint(10, 99)
     if a == b:
         b = a + 1
     sa, sb = str(a), str(b)
@@ -267,7 +268,7 @@ ITEMS_ZH = ["个苹果", "本书", "枚硬币", "支笔", "张卡片", "张邮�
 
 def gen_word(rng: random.Random, lang: str) -> Query:
     """Two-step arithmetic word problem: start, gain, lose."""
-    a, b = rng.randint(10, 99), rng.randint(10, 99)
+    a, b = rng.randint(2, 20), rng.randint(2, 9)
     c = rng.randint(1, a + b - 1)
     mid, result = a + b, a + b - c
     who, item = rng.randrange(len(NAMES_EN)), rng.randrange(len(ITEMS_EN))
@@ -294,7 +295,7 @@ def gen_word(rng: random.Random, lang: str) -> Query:
 
 
 def _letters(rng: random.Random) -> list[str]:
-    return rng.sample(string.ascii_lowercase, rng.randint(3, 6))
+    return rng.sample(string.ascii_lowercase, rng.randint(3, 4))
 
 
 def gen_reverse(rng: random.Random, lang: str) -> Query:

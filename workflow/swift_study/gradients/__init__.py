@@ -26,8 +26,8 @@ from .loop import per_example_grads_loop
 from .params import SUBSETS, LinearSpec, ParamSubset, select_parameters
 from .projection import (PROJECTIONS, AdamState, IdentityProjector, KronProjector, Projector,
                          SketchProjector, adam_precondition, make_projector, stable_seed)
-from .store import (FeatureStore, feature_norms, open_features, pairwise_inner, read_meta,
-                    sidecar_path)
+from .store import (FeatureStore, feature_norms, iter_blocks, open_features, pairwise_inner,
+                    read_meta, sidecar_path, store_shape)
 
 __all__ = [
     "AdamState", "DEFAULT_SUBSET", "ENGINES", "FeatureStore", "GradientArgs",
@@ -36,5 +36,5 @@ __all__ = [
     "eager_attention", "feature_dim", "feature_norms", "featurize", "make_projector",
     "open_features", "pairwise_inner", "per_example_features_fast", "per_example_grads_exact",
     "per_example_grads_loop", "read_meta", "resolve_subset", "select_parameters",
-    "sidecar_path", "stable_seed",
+    "sidecar_path", "stable_seed", "iter_blocks", "store_shape",
 ]

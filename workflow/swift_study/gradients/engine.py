@@ -23,13 +23,13 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..encoding import collate
+from ..encoding import IGNORE_INDEX, EncodedBatch, encode_pair
 from ..modeling import pick_device
 from .exact import per_example_grads_exact
 from .fast import per_example_features_fast
@@ -41,7 +41,7 @@ from .store import FeatureStore
 ENGINES = ("fast", "exact", "loop")
 DTYPES = ("float32", "bfloat16")
 DEVICES = ("auto", "cpu", "cuda")
-DEFAULT_SUBSET = "all_linear"
+DEFAULT_SUBSET = "linear_embed"
 
 
 @dataclass
@@ -49,7 +49,7 @@ class GradientArgs:
     """Every choice of the gradient featurization (config ``swift.gradients``)."""
 
     engine: str = "fast"              # fast | exact | loop
-    subset: str = DEFAULT_SUBSET      # all_linear | last_layers | modules | lora
+    subset: str = DEFAULT_SUBSET      # linear_embed | all_linear | last_layers | modules | lora
     last_n_layers: int = 1            # for subset="last_layers"
     modules: list[str] = field(default_factory=list)  # regexes, for subset="modules"
     projection: str = "kron"          # kron | none | sketch
@@ -60,6 +60,7 @@ class GradientArgs:
     dtype: str = "float32"            # float32 | bfloat16 (autocast; features stay float32)
     device: str = "auto"              # auto | cpu | cuda
     max_length: int = 256             # tokens per example (prompt + response + EOS)
+    sort_by_length: bool = True       # batch similar lengths together (less padding)
 
     def __post_init__(self) -> None:
         def choice(name: str, allowed: Sequence[str]) -> None:
@@ -88,6 +89,9 @@ class GradientArgs:
         integer("seed", 0)
         integer("chunk_size", 1)
         integer("max_length", 2)
+        if not isinstance(self.sort_by_length, (bool, np.bool_)):
+            raise ValueError(f"GradientArgs.sort_by_length must be a bool, got {self.sort_by_length!r}")
+        self.sort_by_length = bool(self.sort_by_length)
         if isinstance(self.modules, str) or not all(isinstance(m, str) for m in self.modules):
             raise ValueError(f"GradientArgs.modules must be a list of regex strings, got {self.modules!r}")
         self.modules = list(self.modules)
@@ -185,16 +189,17 @@ def featurize(model: nn.Module, tokenizer, pairs: Sequence[tuple[str, str]],
     bar = tqdm(total=n, unit="ex", desc=f"gradients[{args.engine}]", disable=not progress,
                leave=False)
     try:
-        for start in range(0, n, args.chunk_size):
-            chunk = pairs[start:start + args.chunk_size]
-            batch = collate(tokenizer, chunk, args.max_length).to(device)
-            feats = _features(model, batch, subset, projector, args, adam_state, autocast)
-            rows = feats.detach().to("cpu", torch.float32).numpy()
+        for w0, wlen, chunks in _windows(tokenizer, pairs, args):
+            block = np.empty((wlen, d), dtype=np.float32)
+            for idx, batch in chunks:
+                feats = _features(model, batch.to(device), subset, projector, args,
+                                  adam_state, autocast)
+                block[idx] = feats.detach().to("cpu", torch.float32).numpy()
+                bar.update(len(idx))
             if store is not None:
-                store.write(start, rows)
+                store.write(w0, block)
             else:
-                result[start:start + len(chunk)] = rows
-            bar.update(len(chunk))
+                result[w0:w0 + wlen] = block
     except BaseException:
         if store is not None:
             store.abort()
@@ -205,6 +210,53 @@ def featurize(model: nn.Module, tokenizer, pairs: Sequence[tuple[str, str]],
         path = store.close()
         return np.load(path, mmap_mode="r")
     return result
+
+
+SORT_WINDOW_CHUNKS = 16  # length-sorting happens within windows of this many chunks
+
+
+def _pad(encoded: list[tuple[list[int], list[int]]], pad_id: int) -> EncodedBatch:
+    """Right-pad encoded examples exactly as :func:`swift_study.encoding.collate` does."""
+    width = max(len(ids) for ids, _ in encoded)
+    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(encoded), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    for i, (ids, lab) in enumerate(encoded):
+        input_ids[i, :len(ids)] = torch.tensor(ids)
+        labels[i, :len(lab)] = torch.tensor(lab)
+        mask[i, :len(ids)] = 1
+    return EncodedBatch(input_ids, labels, mask)
+
+
+def _windows(tokenizer, pairs: Sequence[tuple[str, str]], args: GradientArgs):
+    """Yield ``(start, length, chunks)`` per window of consecutive examples; ``chunks``
+    iterates ``(row indices within the window, batch)`` in batches of ``chunk_size``.
+
+    With ``sort_by_length`` the examples of each window (``SORT_WINDOW_CHUNKS``
+    chunks) are ordered by token length (stable) before chunking, so that little
+    padding is computed; memory stays bounded by the window.
+    """
+    cs = args.chunk_size
+    window = cs * SORT_WINDOW_CHUNKS if args.sort_by_length else cs
+    for w0 in range(0, len(pairs), window):
+        enc = [encode_pair(tokenizer, p, r, args.max_length) for p, r in pairs[w0:w0 + window]]
+        order = (sorted(range(len(enc)), key=lambda i: len(enc[i][0])) if args.sort_by_length
+                 else list(range(len(enc))))
+
+        def chunks(enc=enc, order=order):
+            for c0 in range(0, len(order), cs):
+                sel = order[c0:c0 + cs]
+                yield (np.asarray(sel, dtype=np.int64),
+                       _pad([enc[i] for i in sel], tokenizer.pad_token_id))
+        yield w0, len(enc), chunks()
+
+
+def _batches(tokenizer, pairs: Sequence[tuple[str, str]], args: GradientArgs
+             ) -> Iterator[tuple[np.ndarray, EncodedBatch]]:
+    """``(row indices, batch)`` in the order :func:`featurize` computes them."""
+    for w0, _, chunks in _windows(tokenizer, pairs, args):
+        for idx, batch in chunks:
+            yield idx + w0, batch
 
 
 def _features(model, batch, subset, projector, args, adam_state, autocast) -> torch.Tensor:

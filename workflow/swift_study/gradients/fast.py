@@ -2,31 +2,38 @@
 
 For a linear layer ``Y = X W^T (+ b)`` the gradient of example ``i``'s loss is
 ``dY_i^T X_i`` (bias: ``sum_t dY_i,t``), where ``X_i`` (``T x in``) are the layer's
-inputs and ``dY_i`` (``T x out``) the gradients of ``l(z_i)`` w.r.t. its outputs.
+inputs and ``dY_i`` (``T x out``) the gradients of ``l(z_i)`` w.r.t. its outputs; for
+an embedding ``E`` looked up at ids ``s_i`` it is ``sum_t e_{s_i,t} dE_i,t^T``.
 Examples do not interact in a causal LM forward, so the output-gradients of
 ``sum_i l(z_i)`` computed by one batched backward are exactly the per-example ones.
 Padding contributes nothing: the right padding sits after every real token (causal
-attention hides it) and carries label ``-100``, so its ``dY`` is exactly zero.
+attention hides it) and carries label ``-100``, so its ``dY`` is exactly zero. A
+parameter used by several modules (a tied input/output embedding) gets the sum
+of every use's part.
 
-How it stays close to the floor of one forward+backward:
+How it stays at (in fact below) the cost of one forward+backward:
 
-* forward hooks on the selected ``nn.Linear`` modules keep each layer's input
-  (with ``projection="kron"`` already reduced to ``X P_in``, ``(B, T, k)``, by one
-  batched matmul) and register a gradient hook on the layer's output;
+* forward hooks on the selected modules keep each layer's input (with
+  ``projection="kron"`` already reduced to ``X P_in``, ``(B, T, k)``, by one batched
+  matmul; for an embedding the rows ``P_out[ids]``) and register a gradient hook
+  on the module's output;
 * every parameter is frozen while the pass runs and the backward is driven from a
-  zero scalar added to the first selected layers' outputs, so autograd computes
-  only the input-gradients it needs (no weight-gradient matmuls at all, and no
-  backward below the first selected layer: ``last_layers`` stops early);
+  zero scalar added to the first selected modules' outputs, so autograd computes
+  only the input-gradients it needs: no weight-gradient matmuls at all, and no
+  backward below the first selected layer (``last_layers`` stops early);
+* the output head sees only the positions whose logits the loss uses (response
+  tokens), and the token NLL has a one-pass backward;
 * each output-gradient hook reduces ``dY`` to ``dY P_out`` by one batched matmul and
   contracts per example: ``(dY_i P_out)^T (X_i P_in)`` (``(B, k, k)``, LoGra), or
   ``dY_i^T X_i`` (``(B, out, in)``) when full per-layer gradients are needed
   (``projection`` ``none``/``sketch``, Adam preconditioning); memory then holds one
-  layer's per-example gradients at a time.
+  layer's per-example gradients at a time (a tied parameter's until its last use).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from typing import Callable, Iterator, Mapping
 
 import torch
@@ -34,7 +41,7 @@ from torch import nn
 
 from ..encoding import IGNORE_INDEX, EncodedBatch, per_example_loss
 from .exact import eval_mode
-from .params import ParamSubset
+from .params import ParamSubset, _output_head
 from .projection import KronProjector, Projector
 
 Transform = Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
@@ -54,13 +61,28 @@ def frozen(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(f)
 
 
-def _output_head(model: nn.Module) -> nn.Module | None:
-    getter = getattr(model, "get_output_embeddings", None)
-    try:
-        head = getter() if callable(getter) else None
-    except (AttributeError, NotImplementedError):
-        return None
-    return head if isinstance(head, nn.Module) else None
+class _TokenNLL(torch.autograd.Function):
+    """``-log softmax(logits)[target]`` per row, with a one-pass backward.
+
+    Same value as ``log_softmax`` + ``gather``; the backward writes
+    ``(softmax - onehot) * g`` directly instead of zero-filling and scattering a
+    ``(N, V)`` gradient and running the log-softmax backward over it.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        lse = torch.logsumexp(logits, dim=-1)
+        nll = lse - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        ctx.save_for_backward(logits, lse, targets)
+        return nll
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        logits, lse, targets = ctx.saved_tensors
+        g = torch.exp(logits - lse.unsqueeze(-1)).mul_(grad.unsqueeze(-1))
+        rows = torch.arange(g.shape[0], device=g.device)
+        g[rows, targets] -= grad
+        return g, None
 
 
 class _ResponseGather:
@@ -71,7 +93,9 @@ class _ResponseGather:
     replaces its ``(B, T, H)`` input by the ``(1, N, H)`` gathered rows, and
     :meth:`loss` computes the same per-example mean NLL as
     :func:`~swift_study.encoding.per_example_loss` from the ``(1, N, V)`` logits.
-    The head's matmul and the log-softmax then run on ~N instead of B*T rows.
+    The head's matmul and the log-softmax then run on N instead of B*T rows.
+    :meth:`unpack` turns gathered rows back into a right-padded ``(B, Tmax, C)``
+    tensor (for hooks on a selected output head).
     """
 
     def __init__(self, labels: torch.Tensor):
@@ -81,6 +105,9 @@ class _ResponseGather:
         self.b_idx, self.t_idx = need.nonzero(as_tuple=True)
         self.targets = labels[self.b_idx, self.t_idx + 1]
         self.counts = need.sum(1)
+        starts = torch.cumsum(self.counts, 0) - self.counts
+        self.pos = torch.arange(self.b_idx.numel(), device=labels.device) - starts[self.b_idx]
+        self.width = int(self.counts.max()) if self.bsz else 0
         self.used = False
 
     def pre_hook(self, module, args):
@@ -90,9 +117,14 @@ class _ResponseGather:
         self.used = True
         return (h[self.b_idx, self.t_idx].unsqueeze(0), *args[1:])
 
+    def unpack(self, rows: torch.Tensor) -> torch.Tensor:
+        flat = rows.reshape(-1, rows.shape[-1])
+        out = flat.new_zeros(self.bsz, self.width, flat.shape[-1])
+        out[self.b_idx, self.pos] = flat
+        return out
+
     def loss(self, logits: torch.Tensor) -> torch.Tensor:
-        logp = torch.log_softmax(logits[0].float(), dim=-1)
-        nll = -logp.gather(-1, self.targets.unsqueeze(-1)).squeeze(-1)
+        nll = _TokenNLL.apply(logits[0].float(), self.targets)
         total = torch.zeros(self.bsz, dtype=nll.dtype, device=nll.device).index_add(
             0, self.b_idx, nll)
         return total / self.counts.clamp_min(1)
@@ -105,10 +137,10 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
     """Projected per-example gradient features ``(B, projector.dim)`` (float32).
 
     ``transform`` (e.g. an :class:`~.projection.AdamState`) is applied to each
-    layer's full per-example gradients before projection. The attention mask of
-    ``batch`` is not passed to the model (right padding makes it unnecessary).
+    parameter's full per-example gradients before projection. The attention mask
+    of ``batch`` is not passed to the model (right padding makes it unnecessary).
     ``response_logits_only`` computes the output head only at the positions whose
-    logits the loss uses (same loss; skipped when the head itself is selected).
+    logits the loss uses (same loss, less work).
     """
     subset.require_fast()
     device = next(model.parameters()).device
@@ -119,31 +151,70 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
     factored = isinstance(projector, KronProjector) and transform is None
     root = torch.zeros((), dtype=torch.float32, device=device, requires_grad=True)
     slices = getattr(projector, "slices", None)
+    head = _output_head(model)
+    gather = _ResponseGather(labels) if (response_logits_only and head is not None) else None
 
-    def emit(name: str, g: torch.Tensor) -> None:
-        """Transform and project one parameter's full per-example gradient."""
+    # A parameter with several hooked uses (tied embedding) is summed over its uses
+    # before a (nonlinear) transform; linear projections could add as they go.
+    uses = Counter()
+    for spec in subset.linears:
+        uses.update(n for n in (spec.weight, spec.bias) if n is not None)
+    uses.update(spec.weight for spec in subset.embeddings)
+    pending: dict[str, torch.Tensor] = {}
+
+    def finish(name: str, g: torch.Tensor) -> None:
         if transform is not None:
             g = transform({name: g})[name]
         projector.add_into(feats, name, g)
 
-    def make_forward_hook(spec):
+    def emit(name: str, g: torch.Tensor) -> None:
+        """Hand one use's full per-example gradient ``(B, *shape)`` on."""
+        if uses[name] > 1:
+            pending[name] = g if name not in pending else pending[name].add_(g)
+        else:
+            finish(name, g)
+
+    def kron_factors(name):
+        return projector.factors(name, device) if name is not None else (None, None)
+
+    def attach(output: torch.Tensor, on_grad) -> torch.Tensor | None:
+        changed = False
+        if not output.requires_grad:
+            output = output + root.to(output.dtype)  # graph starts here (see module doc)
+            changed = True
+        output.register_hook(on_grad)
+        return output if changed else None
+
+    def linear_hook(spec):
         w_name, b_name = spec.weight, spec.bias
         if factored:
-            p_out, p_in = projector.factors(w_name, device) if w_name else (None, None)
-            pb_out = projector.factors(b_name, device)[0] if b_name else None
+            p_out, p_in = kron_factors(w_name)
+            pb_out = kron_factors(b_name)[0]
             w_sl = slices[w_name] if w_name else None
             b_sl = slices[b_name] if b_name else None
 
-        def backward_hook_for(xp: torch.Tensor | None):
+        def hook(module, args, kwargs, output):
+            segmented = gather is not None and gather.used and module is head
+            xp = None
+            if w_name is not None:
+                x = args[0] if args else kwargs["input"]
+                x = gather.unpack(x) if segmented else x.reshape(bsz, -1, x.shape[-1])
+                if x.dtype != torch.float32:
+                    x = x.float()
+                if factored and p_in is not None:
+                    with torch.autocast(device.type, enabled=False):  # our math stays fp32
+                        xp = x @ p_in
+                else:
+                    xp = x
+
             def on_grad(dy: torch.Tensor) -> None:
-                d = dy.reshape(bsz, -1, dy.shape[-1])
+                d = gather.unpack(dy) if segmented else dy.reshape(bsz, -1, dy.shape[-1])
                 if d.dtype != torch.float32:
                     d = d.float()
                 if factored:
                     if w_name is not None:
                         dp = d if p_out is None else d @ p_out
-                        g = torch.bmm(dp.transpose(1, 2), xp)          # (B, k_out, k_in)
-                        feats[:, w_sl] += g.reshape(bsz, -1)
+                        feats[:, w_sl] += torch.bmm(dp.transpose(1, 2), xp).reshape(bsz, -1)
                     if b_name is not None:
                         gb = d.sum(1)
                         feats[:, b_sl] += gb if pb_out is None else gb @ pb_out
@@ -152,34 +223,48 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
                         emit(w_name, torch.bmm(d.transpose(1, 2), xp))  # (B, out, in)
                     if b_name is not None:
                         emit(b_name, d.sum(1))
-            return on_grad
+            return attach(output, on_grad)
+        return hook
+
+    def embedding_hook(spec):
+        name, pad_idx = spec.weight, spec.module.padding_idx
+        vocab = spec.module.num_embeddings
+        if factored:
+            p_out, p_in = kron_factors(name)
+            sl = slices[name]
 
         def hook(module, args, kwargs, output):
-            xp = None
-            if w_name is not None:
-                x = args[0] if args else kwargs["input"]
-                x = x.reshape(bsz, -1, x.shape[-1])
-                if x.dtype != torch.float32:
-                    x = x.float()
-                xp = x @ p_in if (factored and p_in is not None) else x
-            changed = False
-            if not output.requires_grad:
-                output = output + root.to(output.dtype)  # graph starts here (see module doc)
-                changed = True
-            output.register_hook(backward_hook_for(xp))
-            return output if changed else None
+            tok = (args[0] if args else kwargs["input"]).reshape(bsz, -1)
+            keep = (tok != pad_idx).unsqueeze(-1) if pad_idx is not None else None
+            if factored:
+                rows = (p_out[tok] if p_out is not None
+                        else nn.functional.one_hot(tok, vocab).float())   # (B, T, k_out)
+
+            def on_grad(de: torch.Tensor) -> None:
+                d = de.reshape(bsz, tok.shape[1], -1)
+                if d.dtype != torch.float32:
+                    d = d.float()
+                if keep is not None:  # autograd gives the padding row no gradient
+                    d = d * keep
+                if factored:
+                    dp = d if p_in is None else d @ p_in
+                    feats[:, sl] += torch.bmm(rows.transpose(1, 2), dp).reshape(bsz, -1)
+                else:
+                    g = d.new_zeros(bsz * vocab, d.shape[-1])
+                    offs = (torch.arange(bsz, device=tok.device) * vocab).unsqueeze(1)
+                    g.index_add_(0, (tok + offs).reshape(-1), d.reshape(-1, d.shape[-1]))
+                    emit(name, g.reshape(bsz, vocab, -1))
+            return attach(output, on_grad)
         return hook
 
     handles = []
     try:
         for spec in subset.linears:
-            handles.append(spec.module.register_forward_hook(make_forward_hook(spec),
+            handles.append(spec.module.register_forward_hook(linear_hook(spec), with_kwargs=True))
+        for spec in subset.embeddings:
+            handles.append(spec.module.register_forward_hook(embedding_hook(spec),
                                                              with_kwargs=True))
-        head = _output_head(model)
-        gather = None
-        if response_logits_only and head is not None and all(
-                spec.module is not head for spec in subset.linears):
-            gather = _ResponseGather(labels)
+        if gather is not None:
             handles.append(head.register_forward_pre_hook(gather.pre_hook))
         ctx = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
                else contextlib.nullcontext())
@@ -192,6 +277,8 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
                 loss = per_example_loss(logits, labels).sum()
             if loss.requires_grad:
                 torch.autograd.grad(loss, [root], allow_unused=True)
+        for name, g in pending.items():
+            finish(name, g)
     finally:
         for h in handles:
             h.remove()

@@ -3,22 +3,27 @@
 Subsets of a ``LlamaForCausalLM`` (plain or wrapped by peft):
 
 ``all_linear``
-    every ``nn.Linear`` of the transformer blocks (q/k/v/o, gate/up/down), i.e.
-    every linear layer except the output head (which is tied to the input
-    embedding in the study's models) and except LoRA adapters (``lora_A/lora_B``).
-    In a peft model these are the frozen ``base_layer`` linears.
+    every ``nn.Linear`` of the transformer blocks (q/k/v/o, gate/up/down): every
+    linear layer except the output head and except LoRA adapters. In a peft model
+    these are the frozen ``base_layer`` linears.
+``linear_embed``
+    ``all_linear`` plus the input embedding and the output head (in the study's
+    models one tied matrix, which then gets the gradient of both of its uses):
+    every weight matrix of the model, i.e. everything but the norm weights.
 ``last_layers``
     the ``all_linear`` layers of the last ``last_n_layers`` decoder blocks.
 ``modules``
     every parameter whose name, or whose owning module's name, matches one of the
-    given regular expressions (``re.search``). May select anything (embeddings,
-    norms); only the ``exact``/``loop`` engines handle parameters that are not
-    ``nn.Linear`` weights/biases.
+    given regular expressions (``re.search``).
 ``lora``
     the ``lora_A`` / ``lora_B`` weights of a peft LoRA model.
 
 Names are parameter names as ``model.named_parameters()`` gives them (tied weights
-appear once), in that order: feature layouts follow this order.
+appear once, under their first name), in that order: feature layouts follow it.
+
+The fast engine handles parameters owned only by ``nn.Linear`` (weight, bias) and
+``nn.Embedding`` (weight) modules, tied ones included (each use adds its part);
+anything else (norm weights, ...) needs ``engine="exact"`` or ``"loop"``.
 """
 
 from __future__ import annotations
@@ -27,10 +32,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import torch
 from torch import nn
 
-SUBSETS = ("all_linear", "last_layers", "modules", "lora")
+SUBSETS = ("all_linear", "linear_embed", "last_layers", "modules", "lora")
 
 _LAYER_RE = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)(?:\.|$)")
 _LORA_RE = re.compile(r"(?:^|\.)lora_[AB](?:\.|$)")
@@ -38,12 +42,21 @@ _LORA_RE = re.compile(r"(?:^|\.)lora_[AB](?:\.|$)")
 
 @dataclass
 class LinearSpec:
-    """One selected ``nn.Linear``: which of its parameters are in the subset."""
+    """One ``nn.Linear`` that owns selected parameters (names, or None if not selected)."""
 
     module_name: str
     module: nn.Linear
-    weight: str | None   # parameter name of the weight when selected
-    bias: str | None     # parameter name of the bias when selected
+    weight: str | None
+    bias: str | None
+
+
+@dataclass
+class EmbeddingSpec:
+    """One ``nn.Embedding`` whose weight is selected."""
+
+    module_name: str
+    module: nn.Embedding
+    weight: str
 
 
 @dataclass
@@ -53,6 +66,7 @@ class ParamSubset:
     names: list[str]
     params: dict[str, nn.Parameter]
     linears: list[LinearSpec] = field(default_factory=list)
+    embeddings: list[EmbeddingSpec] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)  # names the fast path cannot do
 
     @property
@@ -67,50 +81,41 @@ class ParamSubset:
 
     @property
     def fast_supported(self) -> bool:
-        """True when every selected parameter is the weight/bias of an ``nn.Linear``."""
+        """True when the hook-based fast engine can compute every selected gradient."""
         return not self.unsupported
 
     def require_fast(self) -> None:
-        """Raise a clear ``ValueError`` when the hook-based fast path cannot serve the subset."""
+        """Raise a clear ``ValueError`` when the fast engine cannot serve the subset."""
         if self.unsupported:
             shown = ", ".join(self.unsupported[:3]) + (" ..." if len(self.unsupported) > 3 else "")
             raise ValueError(
-                "engine='fast' handles only weights/biases of nn.Linear layers that are not "
-                f"tied to an embedding; the subset also holds {shown}. "
-                "Use engine='exact' (or 'loop') for this subset."
-            )
-
-
-def _tied_to_embedding(model: nn.Module) -> set[int]:
-    """ids of parameters that an ``nn.Embedding`` uses (e.g. a tied output head)."""
-    return {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+                "engine='fast' handles only parameters of nn.Linear (weight, bias) and "
+                f"nn.Embedding (weight) modules; the subset also holds {shown}. "
+                "Use engine='exact' (or 'loop') for this subset, or leave those out.")
 
 
 def _output_head(model: nn.Module) -> nn.Module | None:
     getter = getattr(model, "get_output_embeddings", None)
     try:
-        return getter() if getter is not None else None
+        head = getter() if callable(getter) else None
     except (AttributeError, NotImplementedError):
         return None
-
-
-def _block_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
-    """All non-head, non-LoRA ``nn.Linear`` modules with their names."""
-    head = _output_head(model)
-    tied = _tied_to_embedding(model)
-    out = []
-    for name, mod in model.named_modules():
-        if not isinstance(mod, nn.Linear) or mod is head or _LORA_RE.search(name):
-            continue
-        if id(mod.weight) in tied:
-            continue
-        out.append((name, mod))
-    return out
+    return head if isinstance(head, nn.Module) else None
 
 
 def _layer_index(name: str) -> int | None:
     m = _LAYER_RE.search(name)
     return int(m.group(1)) if m else None
+
+
+def _owners(model: nn.Module) -> dict[int, list[tuple[str, nn.Module, str]]]:
+    """``id(param) -> [(module name, module, local name)]`` over every module using it."""
+    out: dict[int, list[tuple[str, nn.Module, str]]] = {}
+    for mname, mod in model.named_modules():
+        for local, p in mod._parameters.items():
+            if p is not None:
+                out.setdefault(id(p), []).append((mname, mod, local))
+    return out
 
 
 def select_parameters(model: nn.Module, subset: str = "all_linear", last_n_layers: int = 1,
@@ -123,16 +128,16 @@ def select_parameters(model: nn.Module, subset: str = "all_linear", last_n_layer
         raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
     named = dict(model.named_parameters())  # tied weights once, model order
     id2name = {id(p): n for n, p in named.items()}
-    mod_of_param: dict[str, tuple[str, nn.Module]] = {}
-    for mname, mod in model.named_modules():
-        for pname, p in mod.named_parameters(recurse=False):
-            full = f"{mname}.{pname}" if mname else pname
-            if full in named:
-                mod_of_param[full] = (mname, mod)
+    owners = _owners(model)
+    head = _output_head(model)
+
+    def block_linear(mname: str, mod: nn.Module) -> bool:
+        return (isinstance(mod, nn.Linear) and mod is not head and not _LORA_RE.search(mname)
+                and not any(isinstance(m, nn.Embedding) for _, m, _ in owners[id(mod.weight)]))
 
     chosen: set[str] = set()
-    if subset in ("all_linear", "last_layers"):
-        lin = _block_linears(model)
+    if subset in ("all_linear", "linear_embed", "last_layers"):
+        lin = [(n, m) for n, m in model.named_modules() if block_linear(n, m)]
         if subset == "last_layers":
             if last_n_layers < 1:
                 raise ValueError(f"last_n_layers must be >= 1, got {last_n_layers}")
@@ -143,8 +148,13 @@ def select_parameters(model: nn.Module, subset: str = "all_linear", last_n_layer
                                  "(module names like 'model.layers.<i>.')")
             keep = set(known[-last_n_layers:])
             lin = [(n, m) for (n, m), i in zip(lin, idx) if i in keep]
-        for _, mod in lin:
-            for p in (mod.weight, mod.bias):
+        mods = [m for _, m in lin]
+        if subset == "linear_embed":
+            mods += [m for _, m in model.named_modules() if isinstance(m, nn.Embedding)]
+            if head is not None:
+                mods.append(head)
+        for mod in mods:
+            for p in mod._parameters.values():
                 if p is not None and id(p) in id2name:
                     chosen.add(id2name[id(p)])
     elif subset == "lora":
@@ -160,9 +170,9 @@ def select_parameters(model: nn.Module, subset: str = "all_linear", last_n_layer
             regs = [re.compile(p) for p in pats]
         except re.error as exc:
             raise ValueError(f"modules: invalid regular expression: {exc}") from None
-        for n in named:
-            mname = mod_of_param.get(n, ("", None))[0]
-            if any(r.search(n) or (mname and r.search(mname)) for r in regs):
+        for n, p in named.items():
+            mnames = [o[0] for o in owners.get(id(p), [])]
+            if any(r.search(n) or any(m and r.search(m) for m in mnames) for r in regs):
                 chosen.add(n)
     if not chosen:
         raise ValueError(f"subset={subset!r} selected no parameters "
@@ -171,24 +181,24 @@ def select_parameters(model: nn.Module, subset: str = "all_linear", last_n_layer
     names = [n for n in named if n in chosen]
     params = {n: named[n] for n in names}
 
-    # Map selected params to Linear modules for the fast path.
-    tied = _tied_to_embedding(model)
-    specs: dict[str, LinearSpec] = {}
+    # Which modules the fast engine must hook, and what it cannot do.
+    lin_specs: dict[int, LinearSpec] = {}
+    emb_specs: list[EmbeddingSpec] = []
     unsupported: list[str] = []
     for n in names:
-        mname, mod = mod_of_param.get(n, ("", None))
-        leaf = n.rsplit(".", 1)[-1]
-        if (isinstance(mod, nn.Linear) and leaf in ("weight", "bias")
-                and id(mod.weight) not in tied):
-            spec = specs.setdefault(mname, LinearSpec(mname, mod, None, None))
-            setattr(spec, leaf, n)
-        else:
+        uses = owners.get(id(params[n]), [])
+        ok = bool(uses) and all(
+            (isinstance(m, nn.Linear) and local in ("weight", "bias"))
+            or (isinstance(m, nn.Embedding) and local == "weight" and m.max_norm is None)
+            for _, m, local in uses)
+        if not ok:
             unsupported.append(n)
-    return ParamSubset(names=names, params=params, linears=list(specs.values()),
-                       unsupported=unsupported)
-
-
-def model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
-    """dtype and device of the model's first parameter."""
-    p = next(model.parameters())
-    return p.dtype, p.device
+            continue
+        for mname, m, local in uses:
+            if isinstance(m, nn.Linear):
+                spec = lin_specs.setdefault(id(m), LinearSpec(mname, m, None, None))
+                setattr(spec, local, n)
+            else:
+                emb_specs.append(EmbeddingSpec(mname, m, n))
+    return ParamSubset(names=names, params=params, linears=list(lin_specs.values()),
+                       embeddings=emb_specs, unsupported=unsupported)

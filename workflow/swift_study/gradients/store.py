@@ -1,11 +1,13 @@
 """Feature stores on disk and streaming inner products with bounded memory.
 
-A feature store is a plain ``.npy`` file of ``(n, d)`` float32 rows, written chunk by
-chunk through ``np.lib.format.open_memmap`` into a temporary file that is renamed
-into place only when every row is written, next to a JSON sidecar
-(``feats.npy`` -> ``feats.json``) holding ``n``, ``d``, the gradient arguments and the
-parameter names. Readers open it memory-mapped, so scoring any number of
-evaluation examples needs memory for one chunk only.
+A feature store is a plain ``.npy`` file of ``(n, d)`` float32 rows, written block by
+block with ordinary file writes (not through a memory map, whose dirty pages would
+count towards the process's resident memory) into a temporary file that is renamed
+into place only when every row is written, next to a JSON sidecar (``feats.npy`` ->
+``feats.json``) holding ``n``, ``d``, the gradient arguments and the parameter names.
+:func:`pairwise_inner` and :func:`feature_norms` read a store path block by block
+the same way, so scoring any number of evaluation examples needs memory for one
+block only. :func:`open_features` opens a store memory-mapped for random access.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -31,7 +33,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 class FeatureStore:
-    """Write ``(n, d)`` float32 features to ``path`` chunk by chunk, atomically.
+    """Write ``(n, d)`` float32 features to ``path`` block by block, atomically.
 
     Use as a context manager: on a clean exit the data and sidecar are moved into
     place; on an exception the temporary file is removed and nothing appears.
@@ -44,19 +46,24 @@ class FeatureStore:
         self.meta = dict(meta or {})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        self._mm = np.lib.format.open_memmap(self._tmp, mode="w+", dtype=np.float32,
-                                             shape=(self.n, self.d))
+        self._fh = open(self._tmp, "wb")
+        np.lib.format.write_array_header_1_0(
+            self._fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                       "fortran_order": False, "shape": (self.n, self.d)})
+        self._offset = self._fh.tell()
+        self._fh.truncate(self._offset + 4 * self.n * self.d)
         self._written = 0
         self._closed = False
 
     def write(self, start: int, rows: np.ndarray) -> None:
         """Write ``rows`` (``(m, d)``) at row offset ``start``."""
-        rows = np.asarray(rows, dtype=np.float32)
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
         if rows.ndim != 2 or rows.shape[1] != self.d:
             raise ValueError(f"rows must have shape (m, {self.d}), got {rows.shape}")
         if start < 0 or start + rows.shape[0] > self.n:
             raise ValueError(f"rows {start}..{start + rows.shape[0]} outside 0..{self.n}")
-        self._mm[start:start + rows.shape[0]] = rows
+        self._fh.seek(self._offset + 4 * self.d * int(start))
+        self._fh.write(rows.tobytes())
         self._written += rows.shape[0]
 
     def append(self, rows: np.ndarray) -> None:
@@ -70,8 +77,9 @@ class FeatureStore:
         if self._written != self.n:
             self.abort()
             raise ValueError(f"feature store {self.path}: wrote {self._written} of {self.n} rows")
-        self._mm.flush()
-        del self._mm
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
         os.replace(self._tmp, self.path)
         meta = {**self.meta, "n": self.n, "d": self.d, "dtype": "float32",
                 "file": self.path.name}
@@ -84,9 +92,7 @@ class FeatureStore:
         if self._closed:
             return
         self._closed = True
-        mm = getattr(self, "_mm", None)
-        if mm is not None:
-            del self._mm
+        self._fh.close()
         try:
             os.unlink(self._tmp)
         except FileNotFoundError:
@@ -112,21 +118,63 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     return json.loads(sidecar_path(path).read_text(encoding="utf-8"))
 
 
-def _as_rows(feats: str | os.PathLike | np.ndarray) -> np.ndarray:
+def _header(fh) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(fh)
+    return np.lib.format.read_array_header_2_0(fh)
+
+
+def store_shape(path: str | os.PathLike) -> tuple[int, int]:
+    """``(n, d)`` of a store, from its ``.npy`` header."""
+    with open(path, "rb") as fh:
+        shape, _, _ = _header(fh)
+    if len(shape) != 2:
+        raise ValueError(f"{path}: features must be 2-D (n, d), got shape {shape}")
+    return int(shape[0]), int(shape[1])
+
+
+def _shape(feats) -> tuple[int, int]:
     if isinstance(feats, (str, os.PathLike)):
-        return open_features(feats)
+        return store_shape(feats)
     arr = np.asarray(feats)
     if arr.ndim != 2:
         raise ValueError(f"features must be 2-D (n, d), got shape {arr.shape}")
-    return arr
+    return int(arr.shape[0]), int(arr.shape[1])
+
+
+def iter_blocks(feats: str | os.PathLike | np.ndarray, chunk: int = 4096
+                ) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start, block)`` row blocks (float64) of an array or a store path.
+
+    A path is read with plain file reads, one block at a time (bounded memory).
+    """
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    if isinstance(feats, (str, os.PathLike)):
+        with open(feats, "rb") as fh:
+            shape, fortran, dtype = _header(fh)
+            if len(shape) != 2 or fortran:
+                raise ValueError(f"{feats}: expected a C-ordered 2-D feature array, got {shape}")
+            n, d = shape
+            for s in range(0, n, chunk):
+                m = min(chunk, n - s)
+                block = np.fromfile(fh, dtype=dtype, count=m * d)
+                if block.size != m * d:
+                    raise ValueError(f"{feats}: file is truncated")
+                yield s, block.reshape(m, d).astype(np.float64)
+        return
+    arr = np.asarray(feats)
+    if arr.ndim != 2:
+        raise ValueError(f"features must be 2-D (n, d), got shape {arr.shape}")
+    for s in range(0, arr.shape[0], chunk):
+        yield s, np.asarray(arr[s:s + chunk], dtype=np.float64)
 
 
 def feature_norms(feats: str | os.PathLike | np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Euclidean norms (float64) of the rows of an array or a store, streamed by chunk."""
-    rows = _as_rows(feats)
-    out = np.empty(rows.shape[0], dtype=np.float64)
-    for s in range(0, rows.shape[0], chunk):
-        block = np.asarray(rows[s:s + chunk], dtype=np.float64)
+    """Euclidean norms (float64) of the rows of an array or a store, streamed by block."""
+    out = np.empty(_shape(feats)[0], dtype=np.float64)
+    for s, block in iter_blocks(feats, chunk):
         out[s:s + block.shape[0]] = np.sqrt(np.einsum("ij,ij->i", block, block))
     return out
 
@@ -136,21 +184,24 @@ def pairwise_inner(probe_feats: np.ndarray | str | os.PathLike,
                    chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Inner products of every probe with every eval example, streamed over eval rows.
 
-    Returns ``(dots, eval_norms)``: ``dots`` ``(P, E)`` float64 with
+    ``probe_feats`` and ``eval_store`` are arrays or store paths. Returns
+    ``(dots, eval_norms)``: ``dots`` ``(P, E)`` float64 with
     ``dots[p, e] = <probe_p, eval_e>`` and ``eval_norms`` ``(E,)`` float64. Memory:
-    the probes plus one chunk of ``chunk`` eval rows (float64), whatever ``E`` is.
+    the probes plus one block of ``chunk`` eval rows (float64), whatever ``E`` is.
     Probe norms: :func:`feature_norms`.
     """
-    probes = np.asarray(_as_rows(probe_feats), dtype=np.float64)
-    rows = _as_rows(eval_store)
-    if rows.shape[1] != probes.shape[1]:
+    if isinstance(probe_feats, (str, os.PathLike)):
+        probe_feats = np.load(probe_feats)
+    probes = np.asarray(probe_feats, dtype=np.float64)
+    if probes.ndim != 2:
+        raise ValueError(f"probe features must be 2-D (P, d), got shape {probes.shape}")
+    n_eval, d = _shape(eval_store)
+    if d != probes.shape[1]:
         raise ValueError(f"probe features have d={probes.shape[1]} but eval features "
-                         f"have d={rows.shape[1]}: computed with different arguments?")
-    n_eval = rows.shape[0]
+                         f"have d={d}: computed with different arguments?")
     dots = np.empty((probes.shape[0], n_eval), dtype=np.float64)
     norms = np.empty(n_eval, dtype=np.float64)
-    for s in range(0, n_eval, chunk):
-        block = np.asarray(rows[s:s + chunk], dtype=np.float64)
+    for s, block in iter_blocks(eval_store, chunk):
         e = s + block.shape[0]
         dots[:, s:e] = probes @ block.T
         norms[s:e] = np.sqrt(np.einsum("ij,ij->i", block, block))
