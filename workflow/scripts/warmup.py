@@ -1,6 +1,8 @@
 """Snakemake script: warm-up plain-QA instruction tuning; exports the model states."""
+import math
 from pathlib import Path
 
+from swift_study.errors import ConfigError
 from swift_study.finetune import TrainArgs, train
 from swift_study.records import read_jsonl
 from swift_study.runner import run
@@ -11,6 +13,12 @@ def main(smk, log):
     p = smk.params
     tok = load_tokenizer(smk.input.tokenizer)
     examples = [{"prompt": r.prompt, "completion": r.response} for r in read_jsonl(smk.input.data)]
+    total = math.ceil(len(examples) / p.train["batch_size"]) * p.train["num_epochs"]
+    late = [s for s in p.train["export_steps"] if s > int(total)]
+    if late:
+        raise ConfigError(f"config key warmup.export_steps: step(s) {late} beyond the warm-up's {int(total)} "
+                          f"steps ({len(examples)} examples, batch {p.train['batch_size']}, "
+                          f"{p.train['num_epochs']} epoch(s))")
     args = TrainArgs(method="full", learning_rate=p.train["learning_rate"], num_epochs=p.train["num_epochs"],
                      batch_size=p.train["batch_size"], max_length=p.max_length, seed=p.seed, device=p.device,
                      export_steps=sorted(p.train["export_steps"]))

@@ -2,20 +2,29 @@
 
 Public API::
 
-    GradientArgs(engine="fast", subset=..., projection="kron", proj_factor_dim=16, ...)
-    featurize(model, tokenizer, pairs, args, adam=None, out=None, progress=True) -> (n, d) float32
-    feature_dim(model, args) -> int
-    pairwise_inner(probe_feats, eval_store, chunk=4096) -> (dots (P, E) float64, eval_norms (E,))
-    feature_norms(feats) -> (n,) float64
-    FeatureStore / open_features / read_meta
+    GradientArgs(engine="fast", subset="linear_embed", projection="kron", proj_factor_dim=16,
+                 proj_dim=4096, seed=0, chunk_size=32, dtype="float32", device="auto",
+                 max_length=256, last_n_layers=1, modules=[], sort_by_length=True)
+    GradientArgs.from_mapping(cfg["swift"]["gradients"], seed=..., device=..., max_length=...)
+    featurize(model, tokenizer, pairs, args=None, adam=None, out=None, progress=True)
+        -> (n, d) float32 ndarray (memory-mapped from the store when ``out`` is given)
+    feature_dim(model, args=None) -> int
+    pairwise_inner(probe_feats, eval_store, chunk=None) -> (dots (P, E) float64, eval_norms (E,))
+    feature_norms(feats_or_store) -> (n,) float64
+    FeatureStore(path, n, d, meta) / open_features(path) / read_meta(path) / store_shape(path)
     select_parameters(model, subset, last_n_layers, modules) -> ParamSubset
-    per_example_grads_exact / per_example_grads_loop -> {name: (B, *shape)}
-    per_example_features_fast(model, batch, subset, projector, transform) -> (B, d)
-    KronProjector / SketchProjector / IdentityProjector / make_projector
-    AdamState, adam_precondition
+    per_example_grads_exact(model, batch, names) / per_example_grads_loop(model, batch, names)
+        -> {name: (B, *shape)}
+    per_example_features_fast(model, batch, subset, projector, transform=None) -> (B, d)
+    KronProjector / SketchProjector / IdentityProjector / make_projector(kind, shapes, ...)
+    AdamState(moments, step, betas, eps) / AdamState.from_optimizer(opt, model) /
+    adam_precondition(grads, moments, step, betas, eps) -> {name: (B, *shape)}
 
-The exact engine needs eager attention (switched temporarily when possible); the
-fast and loop engines work with any attention implementation.
+Engines: ``fast`` (default; hooks + one batched forward/backward; nn.Linear and
+nn.Embedding parameters, tied ones included), ``exact`` (torch.func vmap; any
+parameter; needs eager attention, switched temporarily when possible), ``loop``
+(one backward per example; any parameter). The fast and loop engines work with any
+attention implementation. Features agree across engines to float32 rounding.
 """
 
 from .engine import (DEFAULT_SUBSET, ENGINES, GradientArgs, build_projector, feature_dim,
@@ -23,14 +32,14 @@ from .engine import (DEFAULT_SUBSET, ENGINES, GradientArgs, build_projector, fea
 from .exact import eager_attention, per_example_grads_exact
 from .fast import per_example_features_fast
 from .loop import per_example_grads_loop
-from .params import SUBSETS, LinearSpec, ParamSubset, select_parameters
+from .params import SUBSETS, EmbeddingSpec, LinearSpec, ParamSubset, select_parameters
 from .projection import (PROJECTIONS, AdamState, IdentityProjector, KronProjector, Projector,
                          SketchProjector, adam_precondition, make_projector, stable_seed)
 from .store import (FeatureStore, feature_norms, iter_blocks, open_features, pairwise_inner,
                     read_meta, sidecar_path, store_shape)
 
 __all__ = [
-    "AdamState", "DEFAULT_SUBSET", "ENGINES", "FeatureStore", "GradientArgs",
+    "AdamState", "DEFAULT_SUBSET", "ENGINES", "EmbeddingSpec", "FeatureStore", "GradientArgs",
     "IdentityProjector", "KronProjector", "LinearSpec", "PROJECTIONS", "ParamSubset",
     "Projector", "SUBSETS", "SketchProjector", "adam_precondition", "build_projector",
     "eager_attention", "feature_dim", "feature_norms", "featurize", "make_projector",

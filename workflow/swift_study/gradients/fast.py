@@ -71,15 +71,19 @@ class _TokenNLL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        lse = torch.logsumexp(logits, dim=-1)
+        top = logits.amax(dim=-1, keepdim=True)
+        prob = torch.exp(logits - top)                    # one exp pass, reused in backward
+        total = prob.sum(dim=-1, keepdim=True)
+        lse = (top + total.log()).squeeze(-1)
         nll = lse - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        ctx.save_for_backward(logits, lse, targets)
+        prob.div_(total)
+        ctx.save_for_backward(prob, targets)
         return nll
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        logits, lse, targets = ctx.saved_tensors
-        g = torch.exp(logits - lse.unsqueeze(-1)).mul_(grad.unsqueeze(-1))
+        prob, targets = ctx.saved_tensors
+        g = prob * grad.unsqueeze(-1)
         rows = torch.arange(g.shape[0], device=g.device)
         g[rows, targets] -= grad
         return g, None
@@ -154,12 +158,10 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
     head = _output_head(model)
     gather = _ResponseGather(labels) if (response_logits_only and head is not None) else None
 
-    # A parameter with several hooked uses (tied embedding) is summed over its uses
-    # before a (nonlinear) transform; linear projections could add as they go.
-    uses = Counter()
-    for spec in subset.linears:
-        uses.update(n for n in (spec.weight, spec.bias) if n is not None)
-    uses.update(spec.weight for spec in subset.embeddings)
+    # A parameter used more than once in the forward (a tied embedding, a reused
+    # module) is summed over its uses before it is transformed and projected.
+    # Forward hooks count the uses; every backward hook runs after all of them.
+    uses: Counter = Counter()
     pending: dict[str, torch.Tensor] = {}
 
     def finish(name: str, g: torch.Tensor) -> None:
@@ -194,11 +196,12 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
             b_sl = slices[b_name] if b_name else None
 
         def hook(module, args, kwargs, output):
+            uses.update(n for n in (w_name, b_name) if n is not None)
             segmented = gather is not None and gather.used and module is head
             xp = None
             if w_name is not None:
                 x = args[0] if args else kwargs["input"]
-                x = gather.unpack(x) if segmented else x.reshape(bsz, -1, x.shape[-1])
+                x = x.reshape(-1, x.shape[-1]) if segmented else x.reshape(bsz, -1, x.shape[-1])
                 if x.dtype != torch.float32:
                     x = x.float()
                 if factored and p_in is not None:
@@ -206,19 +209,26 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
                         xp = x @ p_in
                 else:
                     xp = x
+                if segmented:  # project the N gathered rows first, then re-pad per example
+                    xp = gather.unpack(xp)
 
             def on_grad(dy: torch.Tensor) -> None:
-                d = gather.unpack(dy) if segmented else dy.reshape(bsz, -1, dy.shape[-1])
+                d = dy.reshape(-1, dy.shape[-1]) if segmented else dy.reshape(bsz, -1, dy.shape[-1])
                 if d.dtype != torch.float32:
                     d = d.float()
                 if factored:
                     if w_name is not None:
                         dp = d if p_out is None else d @ p_out
+                        if segmented:
+                            dp = gather.unpack(dp)
                         feats[:, w_sl] += torch.bmm(dp.transpose(1, 2), xp).reshape(bsz, -1)
                     if b_name is not None:
-                        gb = d.sum(1)
+                        gb = (torch.zeros(bsz, d.shape[-1], device=d.device).index_add_(
+                            0, gather.b_idx, d) if segmented else d.sum(1))
                         feats[:, b_sl] += gb if pb_out is None else gb @ pb_out
                 else:
+                    if segmented:
+                        d = gather.unpack(d)
                     if w_name is not None:
                         emit(w_name, torch.bmm(d.transpose(1, 2), xp))  # (B, out, in)
                     if b_name is not None:
@@ -234,6 +244,7 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
             sl = slices[name]
 
         def hook(module, args, kwargs, output):
+            uses[name] += 1
             tok = (args[0] if args else kwargs["input"]).reshape(bsz, -1)
             keep = (tok != pad_idx).unsqueeze(-1) if pad_idx is not None else None
             if factored:

@@ -143,12 +143,21 @@ def _shape(feats) -> tuple[int, int]:
     return int(arr.shape[0]), int(arr.shape[1])
 
 
-def iter_blocks(feats: str | os.PathLike | np.ndarray, chunk: int = 4096
+BLOCK_BYTES = 16 << 20  # default block: ~16 MiB of float64 rows
+
+
+def _auto_chunk(chunk: int | None, d: int) -> int:
+    return int(chunk) if chunk is not None else max(1, BLOCK_BYTES // (8 * max(1, d)))
+
+
+def iter_blocks(feats: str | os.PathLike | np.ndarray, chunk: int | None = None
                 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(start, block)`` row blocks (float64) of an array or a store path.
 
-    A path is read with plain file reads, one block at a time (bounded memory).
+    A path is read with plain file reads, one block at a time (bounded memory);
+    ``chunk`` rows per block (default: about 16 MiB of float64).
     """
+    chunk = _auto_chunk(chunk, _shape(feats)[1])
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     if isinstance(feats, (str, os.PathLike)):
@@ -171,7 +180,7 @@ def iter_blocks(feats: str | os.PathLike | np.ndarray, chunk: int = 4096
         yield s, np.asarray(arr[s:s + chunk], dtype=np.float64)
 
 
-def feature_norms(feats: str | os.PathLike | np.ndarray, chunk: int = 4096) -> np.ndarray:
+def feature_norms(feats: str | os.PathLike | np.ndarray, chunk: int | None = None) -> np.ndarray:
     """Euclidean norms (float64) of the rows of an array or a store, streamed by block."""
     out = np.empty(_shape(feats)[0], dtype=np.float64)
     for s, block in iter_blocks(feats, chunk):
@@ -181,13 +190,14 @@ def feature_norms(feats: str | os.PathLike | np.ndarray, chunk: int = 4096) -> n
 
 def pairwise_inner(probe_feats: np.ndarray | str | os.PathLike,
                    eval_store: np.ndarray | str | os.PathLike,
-                   chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+                   chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Inner products of every probe with every eval example, streamed over eval rows.
 
     ``probe_feats`` and ``eval_store`` are arrays or store paths. Returns
     ``(dots, eval_norms)``: ``dots`` ``(P, E)`` float64 with
     ``dots[p, e] = <probe_p, eval_e>`` and ``eval_norms`` ``(E,)`` float64. Memory:
-    the probes plus one block of ``chunk`` eval rows (float64), whatever ``E`` is.
+    the probes plus one block of ``chunk`` eval rows (float64; default about 16 MiB),
+    whatever ``E`` is.
     Probe norms: :func:`feature_norms`.
     """
     if isinstance(probe_feats, (str, os.PathLike)):
