@@ -14,8 +14,8 @@ embeddings, 0.78M parameters), 16 probes (step-by-step responses) x 128 evals
 (plain answers) of synthetic arithmetic QA. Reference: the scalar projection
 ``<g(p), g(e)> / ||g(e)||`` from exact gradients of ALL parameters. ``r``: Pearson
 over the 2048 pairs; ``r_probe``: Pearson of the per-probe mean scores (what the
-inflows average); ex/s: ``featurize`` of the 128 evals, CPU, 2 threads (a shared,
-busy machine: +-15%)::
+inflows average); ex/s: ``featurize`` of the 128 evals, CPU, 2 threads, on a
+shared busy machine with ``OMP_WAIT_POLICY=PASSIVE`` (relative values only)::
 
                                         random init             trained 300 steps
     subset / projection          d      r   r_probe  ex/s       r   r_probe  ex/s
@@ -37,13 +37,14 @@ So once the model has learnt anything, the tied input/output embedding carries
 almost all of the gradient, and subsets without it (``all_linear``,
 ``last_layers``, attention-only as LoRA on q/v would be) track the full-parameter
 influence poorly (r 0.2-0.5) however exactly they are computed; adding the
-embedding costs ~5% on the fast engine (1 thread, interleaved runs: all_linear 330,
-linear_embed 320, linear_embed k=32 304, linear_embed sketch 181, last_layers 432
-ex/s). Hence ``subset="linear_embed"`` is the default. The projection stays
-``kron`` with k=16 (fastest; d=3840), but its Kronecker-JL noise caps r at
-~0.75-0.82: k=32 gives 0.89-0.91 for ~5-10% more time and 4x the storage, and
-``sketch`` (CountSketch, 4096) is near-exact (0.99) at ~0.6x the speed (it
-materialises each layer's per-example gradient).
+embedding costs 3-5% on the fast engine (idle machine, 2 threads: all_linear 767,
+linear_embed 747, linear_embed k=32 651, linear_embed sketch 383 ex/s; 1 thread,
+interleaved: all_linear 330, linear_embed 320, last_layers 432 ex/s). Hence
+``subset="linear_embed"`` is the default. The projection stays ``kron`` with k=16
+(fastest; d=3840), but its Kronecker-JL noise caps r at ~0.75-0.82: k=32 gives
+0.89-0.91 for ~5-15% more time and 4x the storage, and ``sketch`` (CountSketch,
+4096) is near-exact (0.99) at ~0.5x the speed (it materialises each layer's
+per-example gradient).
 """
 
 from __future__ import annotations
