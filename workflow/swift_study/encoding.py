@@ -47,19 +47,22 @@ def encode_pair(tokenizer, prompt: str, response: str, max_length: int) -> tuple
     return ids, labels
 
 
-def collate(tokenizer, pairs: Sequence[tuple[str, str]], max_length: int) -> EncodedBatch:
-    """Encode and right-pad a list of ``(prompt, response)`` pairs."""
-    enc = [encode_pair(tokenizer, p, r, max_length) for p, r in pairs]
-    width = max(len(ids) for ids, _ in enc)
-    pad = tokenizer.pad_token_id
-    input_ids = torch.full((len(enc), width), pad, dtype=torch.long)
-    labels = torch.full((len(enc), width), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(enc), width), dtype=torch.long)
-    for i, (ids, lab) in enumerate(enc):
+def pad_encoded(encoded: Sequence[tuple[list[int], list[int]]], pad_id: int) -> EncodedBatch:
+    """Right-pad already encoded ``(ids, labels)`` examples into one batch."""
+    width = max(len(ids) for ids, _ in encoded)
+    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(encoded), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    for i, (ids, lab) in enumerate(encoded):
         input_ids[i, : len(ids)] = torch.tensor(ids)
         labels[i, : len(lab)] = torch.tensor(lab)
         mask[i, : len(ids)] = 1
     return EncodedBatch(input_ids, labels, mask)
+
+
+def collate(tokenizer, pairs: Sequence[tuple[str, str]], max_length: int) -> EncodedBatch:
+    """Encode and right-pad a list of ``(prompt, response)`` pairs."""
+    return pad_encoded([encode_pair(tokenizer, p, r, max_length) for p, r in pairs], tokenizer.pad_token_id)
 
 
 def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..encoding import IGNORE_INDEX, EncodedBatch, encode_pair
+from ..encoding import EncodedBatch, encode_pair, pad_encoded
 from ..modeling import pick_device
 from .exact import per_example_grads_exact
 from .fast import per_example_features_fast
@@ -246,19 +246,6 @@ def featurize(model: nn.Module, tokenizer, pairs: Sequence[tuple[str, str]],
 SORT_WINDOW_CHUNKS = 16  # length-sorting happens within windows of this many chunks
 
 
-def _pad(encoded: list[tuple[list[int], list[int]]], pad_id: int) -> EncodedBatch:
-    """Right-pad encoded examples exactly as :func:`swift_study.encoding.collate` does."""
-    width = max(len(ids) for ids, _ in encoded)
-    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(encoded), width), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    for i, (ids, lab) in enumerate(encoded):
-        input_ids[i, :len(ids)] = torch.tensor(ids)
-        labels[i, :len(lab)] = torch.tensor(lab)
-        mask[i, :len(ids)] = 1
-    return EncodedBatch(input_ids, labels, mask)
-
-
 def _windows(tokenizer, pairs: Sequence[tuple[str, str]], args: GradientArgs):
     """Yield ``(start, length, chunks)`` per window of consecutive examples; ``chunks``
     iterates ``(row indices within the window, batch)`` in batches of ``chunk_size``.
@@ -278,7 +265,7 @@ def _windows(tokenizer, pairs: Sequence[tuple[str, str]], args: GradientArgs):
             for c0 in range(0, len(order), cs):
                 sel = order[c0:c0 + cs]
                 yield (np.asarray(sel, dtype=np.int64),
-                       _pad([enc[i] for i in sel], tokenizer.pad_token_id))
+                       pad_encoded([enc[i] for i in sel], tokenizer.pad_token_id))
         yield w0, len(enc), chunks()
 
 
