@@ -106,6 +106,23 @@ def test_merge_swift_validation():
     assert list(t["relinf"]) == [1.4, 0.7] and list(t["agree"]) == [1.0, 0.0]
 
 
+def test_each_prediction_is_paired_with_the_outcome_it_predicts():
+    swift = pd.DataFrame(dict(
+        study=["a", "a"], strategy=["cot"] * 2, context=["in", "cross"], state=["aggregate"] * 2,
+        relinf=[1.5, 0.5], diff=[0.2, -0.3], s_strategy=[0.6, 0.3], unstable=[False, True]))
+    val = pd.DataFrame(dict(study=["a", "a"], context=["in", "cross"],
+                            delta=[-0.1, 0.2], delta_lo=[-0.2, 0.1], delta_hi=[0.0, 0.3],
+                            delta_ctrl=[0.1, -0.2], delta_ctrl_lo=[0.0, -0.3], delta_ctrl_hi=[0.2, -0.1]))
+    rel = merge_swift_validation(swift, val, pairing="relative")
+    assert list(rel["prediction"]) == [0.2, -0.3] and list(rel["delta"]) == [0.1, -0.2]
+    assert list(rel["delta_lo"]) == [0.0, -0.3] and list(rel["agree"]) == [1.0, 1.0]
+    own = merge_swift_validation(swift, val, pairing="own")
+    assert list(own["prediction"]) == [0.6, 0.3] and list(own["delta"]) == [-0.1, 0.2]
+    assert list(own["agree"]) == [0.0, 1.0] and set(own["pairing"]) == {"own"}
+    with pytest.raises(DataError, match="unknown pairing"):
+        merge_swift_validation(swift, val, pairing="ratio")
+
+
 # ----------------------------------------------------------------- correlation
 
 

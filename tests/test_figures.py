@@ -10,7 +10,7 @@ import pytest
 
 from swift_study.alignment import alignment_table
 from swift_study.errors import DataError
-from swift_study.figures import cjk_font, plot_alignment, plot_study, strategy_label
+from swift_study.figures import cjk_font, plot_alignment, plot_study, plot_validation, strategy_label
 from swift_study.influence import ScoreArgs, StateScores, StudySpec, score_study
 
 
@@ -100,3 +100,27 @@ def test_plot_alignment(tmp_path, no_warnings):
 def test_plot_alignment_empty(tmp_path, no_warnings):
     plot_alignment(alignment_table([]), tmp_path / "a.png", tmp_path / "a.pdf")
     assert (tmp_path / "a.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_plot_validation_forest(tmp_path, no_warnings):
+    from swift_study.validation import validation_effects
+
+    rng = np.random.default_rng(3)
+    ids = [f"e{i}" for i in range(60)]
+    tasks = ["add"] * 20 + ["sub"] * 20 + ["sort"] * 20
+
+    def frame(p):
+        return pd.DataFrame({"id": ids, "task": tasks, "em": (rng.random(60) < p).astype(float),
+                             "nll_per_token": rng.random(60)})
+
+    samples = {m: [frame(p) for _ in range(2)] for m, p in
+               {"B": 0.5, "B+s": 0.8, "ctrl+s": 0.5, "B+c": 0.1, "ctrl+c": 0.5}.items()}
+    val = validation_effects(samples, [{"name": "s", "strategy": "cot", "in_task": ["add", "sub"]},
+                                       {"name": "c", "strategy": "corrupt", "in_task": ["add"]}],
+                             n_boot=100, confidence=0.95, seed=0)
+    fig = plot_validation(val, tmp_path / "v.png", tmp_path / "v.pdf")
+    assert (tmp_path / "v.png").stat().st_size > 5000 and (tmp_path / "v.pdf").stat().st_size > 1000
+    assert len(fig.axes) == 2
+    assert [t.get_text() for t in fig.axes[1].get_yticklabels()] == ["in", "cross", "add", "sort", "sub"]
+    plot_validation(val.iloc[:0], tmp_path / "e.png")
+    assert (tmp_path / "e.png").stat().st_size > 0

@@ -47,6 +47,40 @@ def test_column_steps_compose_the_answer(task):
         assert composed == int(q.answer)
 
 
+def test_controls_keep_the_query_and_change_only_the_response():
+    reg = format_registry()
+    for q in generate_queries("add", "zh", 20, seed=2):
+        qa_prompt, qa_resp = render(q, "qa", reg, seed=2)
+        for fmt in ("corrupt", "rephrase"):
+            prompt, response = render(q, fmt, reg, seed=2)
+            assert prompt == qa_prompt and response != qa_resp
+        assert render(q, "rephrase", reg, seed=2)[1].endswith(qa_resp)
+
+
+@pytest.mark.parametrize("task,param,values,measure", [
+    ("add", "digits", (2, 3), lambda q: max(q.operands["a"], q.operands["b"])),
+    ("sub", "digits", (2, 3), lambda q: q.operands["a"]),
+    ("mul", "digits", (2, 3), lambda q: q.operands["a"]),
+    ("compare", "digits", (2, 3), lambda q: max(q.operands["a"], q.operands["b"])),
+    ("word", "max_start", (10, 40), lambda q: q.operands["a"]),
+    ("reverse", "max_len", (4, 6), lambda q: len(q.operands["seq"])),
+    ("sort", "max_len", (4, 6), lambda q: len(q.operands["seq"])),
+])
+def test_difficulty_is_set_by_config(task, param, values, measure):
+    easy, hard = (generate_queries(task, "en", 40, seed=4, difficulty={param: v}) for v in values)
+    assert max(map(measure, hard)) > max(map(measure, easy))
+    for q in hard:
+        assert q.answer == str(SOLVERS[task](q.operands))
+
+
+def test_unknown_difficulty_is_a_clear_error(tiny_config):
+    with pytest.raises(ValueError, match="no difficulty parameter"):
+        generate_queries("add", "en", 5, seed=1, difficulty={"width": 3})
+    cfg = dict(tiny_config, suite=dict(tiny_config["suite"], difficulty={"add": {"width": 3}}))
+    with pytest.raises(ConfigError, match="suite.difficulty.add.width"):
+        validate_config(cfg)
+
+
 def test_generation_is_deterministic_and_seeded():
     a = generate_queries("word", "zh", 30, seed=1)
     b = generate_queries("word", "zh", 30, seed=1)
@@ -63,6 +97,11 @@ def test_every_format_ends_with_its_answer(fmt, lang):
         for q in generate_queries(task, lang, 10, seed=5):
             prompt, response = render(q, fmt, reg, seed=5)
             assert prompt.endswith("\n")
+            assert response.splitlines()[-1].startswith(("Answer: ", "答案："))
+            if fmt == "corrupt":  # the negative control answers wrongly, with a realistic error
+                assert extract_answer(response) in q.wrong_answers, (fmt, response)
+                assert not is_correct(response, q.answer)
+                continue
             assert is_correct(response, q.answer), (fmt, response)
             if fmt == "cot":
                 for st in q.steps:

@@ -6,7 +6,7 @@ import pytest
 from swift_study.errors import DataError
 from swift_study.suite import Study, build_suite
 from swift_study.trainsets import validation_training_set
-from swift_study.validation import validation_effects
+from swift_study.validation import significant, validation_effects
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +64,24 @@ def test_validation_effects_by_context():
     assert by_loss.loc["in", "delta"] == pytest.approx(0.05)
     assert by_loss.loc["in", "delta_ctrl"] == pytest.approx(0.025)
     assert df.loc["in", "delta_lo"] <= 0.5 <= df.loc["in", "delta_hi"]
+    # every eval task is a cell of its own, flagged in-task or not
+    assert set(df.index) == {"in", "cross", "task:add", "task:sub"}
+    assert df.loc["task:add", "delta_ctrl"] == pytest.approx(0.25) and df.loc["task:add", "in_task"]
+    assert df.loc["task:sub", "delta"] == pytest.approx(0.0) and not df.loc["task:sub", "in_task"]
+
+
+def test_significance_needs_the_whole_interval_on_one_side():
+    rng = np.random.default_rng(0)
+    ids = [f"e{i}" for i in range(200)]
+
+    def frame(p):
+        return pd.DataFrame({"id": ids, "task": ["add"] * 100 + ["sub"] * 100,
+                             "em": (rng.random(200) < p).astype(float), "nll_per_token": 1.0})
+
+    samples = {"B": [frame(0.5) for _ in range(3)], "B+s": [frame(0.1) for _ in range(3)],
+               "ctrl+s": [frame(0.5) for _ in range(3)]}
+    df = validation_effects(samples, [{"name": "s", "strategy": "corrupt", "in_task": ["add"]}],
+                            n_boot=500, confidence=0.95, seed=1).set_index("context")
+    assert df.loc["in", "n_seeds"] == 3
+    assert df.loc["in", "delta_ctrl_hi"] < 0 and significant(df)["in"]
+    assert df.loc["task:add", "delta_ctrl"] == pytest.approx(df.loc["in", "delta_ctrl"])

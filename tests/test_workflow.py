@@ -34,7 +34,8 @@ def test_every_output_with_sane_contents(tiny_run):
     r = tiny_run
     for path in ["report.html", "swift/summary.csv", "swift/summary.md", "validation/alignment.csv",
                  "validation/costs.csv", "model/state_accuracy.csv", "figures/alignment.png",
-                 "figures/swift_cot.png", "figures/swift_cot.pdf", "figures/state_accuracy.png"]:
+                 "figures/swift_cot.png", "figures/swift_cot.pdf", "figures/state_accuracy.png",
+                 "figures/swift_corrupt.png", "validation/generations.csv", "figures/validation.pdf"]:
         assert (r / path).stat().st_size > 0, path
     summary = pd.read_csv(r / "swift/summary.csv")
     assert set(summary["context"]) == {"in", "cross"}
@@ -49,7 +50,18 @@ def test_every_output_with_sane_contents(tiny_run):
     assert state["step"] == 3 and state["learning_rate"] > 0
     align = pd.read_csv(r / "validation/alignment.csv")
     assert {"relinf", "delta", "agree", "state"} <= set(align.columns)
-    assert len(align[align["state"] == "aggregate"]) == 2  # one study x {in, cross}
+    agg = align[align["state"] == "aggregate"]
+    assert len(agg[agg["pairing"] == "relative"]) == len(agg[agg["pairing"] == "own"]) == 4  # 2 studies x 2
+    # the validation study: both effects for in, cross and every eval task, two seeds, truncation reported
+    val = pd.read_csv(r / "validation/validation.csv")
+    tasks = {f"task:{t}" for t in ("add", "sub", "compare", "reverse")}
+    for study in ("cot", "corrupt"):
+        assert set(val.loc[val["study"] == study, "context"]) == {"in", "cross"} | tasks
+    assert (val["n_seeds"] == 2).all()
+    assert val[["delta_em_ctrl", "delta_em_ctrl_lo", "delta_em_ctrl_hi", "delta_em"]].notna().all().all()
+    gens = pd.read_csv(r / "validation/generations.csv")
+    assert len(gens) == 5 * 2 and gens["truncated"].between(0, 1).all()
+    assert (r / "figures/validation.png").stat().st_size > 0
     costs = pd.read_csv(r / "validation/costs.csv").set_index("side")
     assert costs.loc["swift", "wall_s"] > 0 and costs.loc["validation", "wall_s"] > 0
     samples = [json.loads(l) for l in open(r / "eval/B_seed-0/samples.jsonl", encoding="utf-8")]
@@ -63,13 +75,14 @@ def test_every_output_with_sane_contents(tiny_run):
 
 
 @pytest.mark.slow
-def test_rerun_is_a_no_op_and_one_study_reruns_alone(tiny_run):
+def test_rerun_is_a_no_op_and_new_probes_rerun_the_swift_side_only(tiny_run):
     work = tiny_run.parent
     proc = _snakemake(work, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
     proc = _snakemake(work, "-n", "--forcerun", "study_sets")
     out = proc.stdout + proc.stderr
-    assert "probe_features" in out and "eval_features" not in out  # eval gradients stay cached
+    assert "state_features" in out and "score_study" in out
+    assert "finetune" not in out and "warmup" not in out  # retraining does not depend on probes
 
 
 def test_bad_config_key_stops_with_its_name(tmp_path):

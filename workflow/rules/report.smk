@@ -12,6 +12,8 @@ rule report:
         alignment_md=f"{R}/validation/alignment.md",
         validation=f"{R}/validation/validation.csv",
         alignment_png=f"{R}/figures/alignment.png",
+        validation_png=f"{R}/figures/validation.png",
+        generations=f"{R}/validation/generations.csv",
         costs=f"{R}/validation/costs.csv",
     output:
         f"{R}/report.html",

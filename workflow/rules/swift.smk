@@ -1,7 +1,6 @@
 # The swift study: per-example gradients at every model state, inflows, RelInf.
-# Eval-set gradients are computed once per state and cached; a study (strategy)
-# only adds its probes' gradients, so adding or rerunning one strategy or one
-# state recomputes only what depends on it.
+# One job per model state computes the gradient features of the eval set and of
+# every study's probes; scoring a study reads them for all states.
 
 SWIFT = config["swift"]
 
@@ -13,58 +12,39 @@ def swift_outputs():
     )
 
 
-rule eval_features:
+rule state_features:
+    """Gradient features of one model state: every eval example and every study's probes
+    (one job per state, so the model is loaded and the libraries imported once)."""
     input:
         state=state_input,
         tokenizer=tokenizer_dir(),
         eval=f"{R}/data/eval/qa.jsonl",
         target=lambda w: [] if SWIFT["eval_target"] == "answer"
         else [f"{R}/data/eval/{SWIFT['eval_target'].split(':', 1)[1]}.jsonl"],
+        probes=expand(f"{R}/data/studies/{{study}}/probes.jsonl", study=STUDIES),
     output:
-        features=f"{R}/swift/features/{{state}}/eval.npy",
-        meta=f"{R}/swift/features/{{state}}/eval.json",
+        eval=f"{R}/swift/features/{{state}}/eval.npy",
+        eval_meta=f"{R}/swift/features/{{state}}/eval.json",
+        probes=expand(f"{R}/swift/features/{{{{state}}}}/probes_{{study}}.npy", study=STUDIES),
+        probes_meta=expand(f"{R}/swift/features/{{{{state}}}}/probes_{{study}}.json", study=STUDIES),
     params:
         state_dir=lambda w: state_dir(w.state),
+        studies=STUDIES,
         gradients=SWIFT["gradients"],
         eval_target=SWIFT["eval_target"],
-        max_length=config["model"]["max_length"],
-        seed=config["seed"],
-        device=config["device"],
-    log:
-        f"{R}/logs/eval_features/{{state}}.log",
-    benchmark:
-        f"{R}/benchmarks/swift/eval_features/{{state}}.tsv"
-    threads: workflow.cores
-    resources:
-        mem_mb=4000,
-    script:
-        "../scripts/eval_features.py"
-
-
-rule probe_features:
-    input:
-        state=state_input,
-        tokenizer=tokenizer_dir(),
-        probes=f"{R}/data/studies/{{study}}/probes.jsonl",
-    output:
-        features=f"{R}/swift/features/{{state}}/probes_{{study}}.npy",
-        meta=f"{R}/swift/features/{{state}}/probes_{{study}}.json",
-    params:
-        state_dir=lambda w: state_dir(w.state),
-        gradients=SWIFT["gradients"],
         precondition=SWIFT["precondition"],
         max_length=config["model"]["max_length"],
         seed=config["seed"],
         device=config["device"],
     log:
-        f"{R}/logs/probe_features/{{state}}_{{study}}.log",
+        f"{R}/logs/state_features/{{state}}.log",
     benchmark:
-        f"{R}/benchmarks/swift/probe_features/{{state}}_{{study}}.tsv"
+        f"{R}/benchmarks/swift/state_features/{{state}}.tsv"
     threads: workflow.cores
     resources:
         mem_mb=4000,
     script:
-        "../scripts/probe_features.py"
+        "../scripts/state_features.py"
 
 
 rule score_study:

@@ -4,9 +4,11 @@
 VAL = config["validation"]
 SEEDS = VAL["seeds"]
 TASKS = config["suite"]["tasks"]
+if VAL["start_state"] == "last":
+    VAL["start_state"] = STATES[-1]
 if VAL["start_state"] not in STATES:
     raise WorkflowError(f"config key validation.start_state: {VAL['start_state']!r} is not a model state; "
-                        f"choose one of {STATES}")
+                        f"choose one of {STATES} or 'last'")
 # Models: B (plain QA), B+<study> (plus strategy data), ctrl+<study> (plus as much extra QA).
 VAL_MODELS = ["B"] + [f"B+{s}" for s in STUDIES] + [f"ctrl+{s}" for s in STUDIES]
 
@@ -20,9 +22,12 @@ def validation_outputs():
     return [
         f"{R}/validation/alignment.csv",
         f"{R}/validation/validation.csv",
+        f"{R}/validation/generations.csv",
         f"{R}/validation/costs.csv",
         f"{R}/figures/alignment.png",
         f"{R}/figures/alignment.pdf",
+        f"{R}/figures/validation.png",
+        f"{R}/figures/validation.pdf",
     ]
 
 
@@ -52,16 +57,23 @@ rule validation_data:
 
 
 rule finetune:
-    """trl SFTTrainer (LoRA by default) from the start state; resumes when rerun."""
+    """Retrain one validation model with trl SFTTrainer (full fine-tuning by default, LoRA as
+    an option) from the start state, then evaluate it with lm-eval on every eval task, in
+    one job (one import of the libraries). Training resumes from its checkpoint when rerun."""
     input:
         data=f"{R}/validation/data/{{vmodel}}.jsonl",
         start=state_requirement(VAL["start_state"]),
         tokenizer=tokenizer_dir(),
+        tasks=f"{R}/lmeval/tasks",
+        names=f"{R}/lmeval/task_names.txt",
     output:
-        directory(f"{R}/validation/models/{{vmodel}}/seed-{{seed}}"),
+        model=directory(f"{R}/validation/models/{{vmodel}}/seed-{{seed}}"),
+        results=f"{R}/eval/{{vmodel}}_seed-{{seed}}/results.json",
+        samples=f"{R}/eval/{{vmodel}}_seed-{{seed}}/samples.jsonl",
     params:
         start_dir=state_dir(VAL["start_state"]),
         train=VAL,
+        eval=VAL["eval"],
         max_length=config["model"]["max_length"],
         device=config["device"],
         work_dir=f"{R}/work/finetune/{{vmodel}}/seed-{{seed}}",
@@ -69,7 +81,7 @@ rule finetune:
         f"{R}/logs/finetune/{{vmodel}}_seed-{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/validation/finetune/{{vmodel}}_seed-{{seed}}.tsv"
-    threads: workflow.cores
+    threads: 1  # tiny models: two 1-thread jobs beat one 2-thread job
     resources:
         mem_mb=4000,
     script:
@@ -95,38 +107,24 @@ rule lmeval_tasks:
         "../scripts/lmeval_tasks.py"
 
 
-def evaluate_inputs(wildcards):
-    name = wildcards.evalname
-    if name.startswith("state-"):
-        return {"model": state_requirement(name[len("state-"):])}
-    vmodel, seed = name.rsplit("_seed-", 1)
-    return {
-        "model": f"{R}/validation/models/{vmodel}/seed-{seed}",
-        "start": state_requirement(VAL["start_state"]),
-    }
-
-
 rule evaluate:
-    """Evaluate one model (a model state, or a fine-tuned validation model) with lm-eval."""
+    """Evaluate one model state with lm-eval (plain-QA exact match per task and per-example loss)."""
     input:
-        unpack(evaluate_inputs),
+        model=state_input,
         tasks=f"{R}/lmeval/tasks",
         names=f"{R}/lmeval/task_names.txt",
     output:
-        results=f"{R}/eval/{{evalname}}/results.json",
-        samples=f"{R}/eval/{{evalname}}/samples.jsonl",
+        results=f"{R}/eval/state-{{state}}/results.json",
+        samples=f"{R}/eval/state-{{state}}/samples.jsonl",
     params:
-        state_dir=lambda w: state_dir(w.evalname[len("state-"):]) if w.evalname.startswith("state-") else None,
-        start_dir=state_dir(VAL["start_state"]),
+        state_dir=lambda w: state_dir(w.state),
         eval=VAL["eval"],
         device=config["device"],
-    wildcard_constraints:
-        evalname="state-(" + "|".join(STATES) + ")|[A-Za-z]+(\\+[A-Za-z0-9_-]+)?_seed-[0-9]+",
     log:
-        f"{R}/logs/evaluate/{{evalname}}.log",
+        f"{R}/logs/evaluate/state-{{state}}.log",
     benchmark:
-        f"{R}/benchmarks/evaluate/{{evalname}}.tsv"
-    threads: workflow.cores
+        f"{R}/benchmarks/evaluate/state-{{state}}.tsv"
+    threads: 1
     resources:
         mem_mb=4000,
     script:
@@ -142,10 +140,13 @@ rule alignment:
     output:
         alignment=f"{R}/validation/alignment.csv",
         validation=f"{R}/validation/validation.csv",
+        generations=f"{R}/validation/generations.csv",
         costs=f"{R}/validation/costs.csv",
         summary=f"{R}/validation/alignment.md",
         png=f"{R}/figures/alignment.png",
         pdf=f"{R}/figures/alignment.pdf",
+        validation_png=f"{R}/figures/validation.png",
+        validation_pdf=f"{R}/figures/validation.pdf",
     params:
         studies=config["studies"],
         models=VAL_MODELS,
@@ -156,7 +157,7 @@ rule alignment:
         metric=VAL["metric"],
         seed=config["seed"],
         swift_benchmarks=f"{R}/benchmarks/swift",
-        validation_benchmarks=[f"{R}/benchmarks/validation", f"{R}/benchmarks/evaluate"],
+        validation_benchmarks=[f"{R}/benchmarks/validation"],
     log:
         f"{R}/logs/alignment.log",
     benchmark:

@@ -3,12 +3,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from swift_study.alignment import alignment_stats, cost_table, merge_swift_validation
-from swift_study.evaluation import load_samples
-from swift_study.figures import plot_alignment
+from swift_study.alignment import PAIRINGS, alignment_stats, cost_table, merge_swift_validation
+from swift_study.evaluation import generation_stats, load_samples
+from swift_study.figures import plot_alignment, plot_validation
 from swift_study.records import atomic_write_text, read_jsonl
 from swift_study.runner import run
 from swift_study.validation import validation_effects
+
+
+VALIDATION_VIEW = ["study", "context", "em_B", "em_S", "em_ctrl", "delta_em", "delta_em_lo", "delta_em_hi",
+                   "delta_em_ctrl", "delta_em_ctrl_lo", "delta_em_ctrl_hi", "delta_loss", "delta_loss_ctrl"]
 
 
 def main(smk, log):
@@ -16,21 +20,29 @@ def main(smk, log):
     records = read_jsonl(smk.input.records)
     samples = {m: [load_samples(Path(p.eval_dir) / f"{m}_seed-{s}" / "samples.jsonl", records)
                    for s in p.seeds] for m in p.models}
+    gens = pd.DataFrame([{"model": m, "seed": s, **generation_stats(df)}
+                         for m in p.models for s, df in zip(p.seeds, samples[m])])
+    gens.to_csv(smk.output.generations, index=False)
+    log.info("generations cut at max_gen_toks: %.4f of all (goal 0)",
+             float((gens["truncated"] * gens["n"]).sum() / gens["n"].sum()))
     boot = p.bootstrap
     val = validation_effects(samples, p.studies, boot["n_boot"], boot["confidence"], p.seed, p.metric)
     val.to_csv(smk.output.validation, index=False)
+    plot_validation(val, smk.output.validation_png, smk.output.validation_pdf, metric=p.metric)
     swift = pd.read_csv(smk.input.swift)
-    tables, lines = [], ["| state | cells | agree | agreement rate | Spearman rho | permutation p |",
-                         "|---|---|---|---|---|---|"]
-    for state in swift["state"].drop_duplicates():
-        t = merge_swift_validation(swift, val, state=state)
-        t.insert(3, "state", state)
-        tables.append(t)
-        s = alignment_stats(t, n_perm=p.n_perm, seed=p.seed)
-        lines.append(f"| {state} | {s['n_cells']} | {s['n_agree']} | {s['agreement_rate']:.2f} | "
-                     f"{s['spearman']:.2f} | {s['p_value']:.3f} |")
-        if state == "aggregate":
-            headline = s
+    tables, lines = [], ["| pairing | state | cells | agree | agreement rate | Spearman rho | permutation p |",
+                         "|---|---|---|---|---|---|---|"]
+    headline = {}
+    for pairing in PAIRINGS:
+        for state in swift["state"].drop_duplicates():
+            t = merge_swift_validation(swift, val, state=state, pairing=pairing)
+            t.insert(4, "state", state)
+            tables.append(t)
+            s = alignment_stats(t, n_perm=p.n_perm, seed=p.seed)
+            lines.append(f"| {pairing} | {state} | {s['n_cells']} | {s['n_agree']} | {s['agreement_rate']:.2f} | "
+                         f"{s['spearman']:.2f} | {s['p_value']:.3f} |")
+            if state == "aggregate":
+                headline[pairing] = s
     align = pd.concat(tables, ignore_index=True)
     align.to_csv(smk.output.alignment, index=False)
     swift_bench = sorted(Path(p.swift_benchmarks).rglob("*.tsv"))
@@ -38,11 +50,18 @@ def main(smk, log):
                  if not b.name.startswith("state-")]
     costs = cost_table(swift_bench, val_bench)
     costs.to_csv(smk.output.costs, index=False)
-    agg = align[align["state"] == "aggregate"]
-    plot_alignment(agg, smk.output.png, smk.output.pdf, stats=headline, n_perm=p.n_perm, seed=p.seed)
+    agg = align[(align["state"] == "aggregate") & (align["pairing"] == "relative")]
+    plot_alignment(agg, smk.output.png, smk.output.pdf, stats=headline["relative"], n_perm=p.n_perm, seed=p.seed)
     md = ["# Alignment of the swift study with the validation study", "",
-          "Agreement per model state (aggregate = learning-rate-weighted TracIn-CP):", "", *lines, "",
-          f"## Validation effects (alignment uses: {p.metric})", "", val.to_markdown(index=False, floatfmt=".3f"), "",
+          "Pairings (METHOD.md): relative: d = s_S - s_B (RelInf - 1) predicts Delta_ctrl (vs the same-size "
+          "plain-QA control); own: s_S predicts Delta_B (vs M_B). Cells: studies x (in, cross). "
+          "aggregate = learning-rate-weighted TracIn-CP.", "", *lines, "",
+          f"## Validation effects (alignment uses: {p.metric})", "",
+          "delta: M_B+S - M_B; delta_ctrl: M_B+S - M_B+B' (same number of extra plain-QA examples); "
+          "95% intervals over eval examples and training seeds.", "",
+          val[VALIDATION_VIEW].to_markdown(index=False, floatfmt=".3f"), "",
+          "## Generations (truncated: cut at max_gen_toks, goal 0)", "",
+          gens.to_markdown(index=False, floatfmt=".3f"), "",
           "## Cost", "", costs.to_markdown(index=False, floatfmt=".1f")]
     atomic_write_text(smk.output.summary, "\n".join(md) + "\n")
     log.info("aggregate alignment: %s", headline)

@@ -10,11 +10,15 @@ from swift_study.runner import run
 def headline(align_csv: str) -> str:
     """One sentence on how well the swift study predicted the validation study."""
     df = pd.read_csv(align_csv)
-    agg = df[df["state"] == "aggregate"]
-    n = int(agg["agree"].notna().sum())
-    k = int((agg["agree"] == 1).sum())
-    return (f"The swift study (learning-rate-weighted over model states) predicted the direction of the "
-            f"retraining outcome in {k} of {n} strategy x context cells.")
+    out = []
+    for pairing, what in (("relative", "d = s_S - s_B against Delta_ctrl (vs the same-size plain-QA control)"),
+                          ("own", "s_S against Delta_B (vs M_B)")):
+        agg = df[(df["state"] == "aggregate") & (df["pairing"] == pairing)]
+        n = int(agg["agree"].notna().sum())
+        k = int((agg["agree"] == 1).sum())
+        out.append(f"{what}: {k} of {n} cells")
+    return ("The swift study (learning-rate-weighted over model states) predicted the direction of the "
+            "retraining outcome in " + "; ".join(out) + ".")
 
 
 def main(smk, log):
@@ -29,7 +33,9 @@ def main(smk, log):
         "swift_table": csv_table(i.swift_csv),
         "state_accuracy_uri": image_data_uri(i.state_accuracy_png),
         "state_accuracy_table": csv_table(i.state_accuracy),
+        "validation_uri": image_data_uri(i.validation_png),
         "validation_table": csv_table(i.validation),
+        "generations_table": csv_table(i.generations),
         "alignment_uri": image_data_uri(i.alignment_png),
         "alignment_table": csv_table(i.alignment),
         "cost_table": csv_table(i.costs, "{:.1f}"),

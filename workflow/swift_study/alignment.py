@@ -8,15 +8,21 @@ Validation effect
     percentile bootstrap interval (:func:`delta`). For losses pass
     ``higher_is_better=False``: Delta is then the *improvement* ``loss(M_B) -
     loss(M_B+S)``, so ``Delta > 0`` always means "the strategy helped".
+Pairings (METHOD.md, "Alignment")
+    Each swift prediction is paired with the outcome it predicts
+    (:data:`PAIRINGS`, :func:`merge_swift_validation`): ``relative``: the paired
+    difference ``d = s_S - s_B`` (equivalently RelInf - 1 where ``s_B > 0``)
+    predicts ``Delta_ctrl`` (M_B+S vs the same-size plain-QA control); ``own``: the
+    strategy's own inflow ``s_S`` predicts ``Delta_B`` (M_B+S vs M_B).
 Agreement on a cell ``(S, ctx)``
-    ``sign(RelInf - 1) == sign(Delta)`` with ``sign(0) = 0``: a tie on one side
-    only (``RelInf == 1`` or ``Delta == 0`` but not both) is a disagreement; both
-    ties agree. A cell with a NaN on either side has no verdict (NaN) and is left
-    out of the agreement rate.
+    ``sign(prediction) == sign(Delta)`` (rows without a ``prediction`` use
+    ``sign(RelInf - 1)``) with ``sign(0) = 0``: a tie on one side only is a
+    disagreement; both ties agree. A cell with a NaN on either side has no
+    verdict (NaN) and is left out of the agreement rate.
 Rank correlation
-    Spearman's rho between RelInf and Delta over the cells with both finite
-    (:func:`spearman`, NaN below 3 cells or for a constant side), and a two-sided
-    permutation p-value (:func:`permutation_pvalue`).
+    Spearman's rho between the prediction (else RelInf) and Delta over the cells
+    with both finite (:func:`spearman`, NaN below 3 cells or for a constant
+    side), and a two-sided permutation p-value (:func:`permutation_pvalue`).
 Cost
     Snakemake ``benchmark:`` files of the two sides (:func:`read_benchmarks`,
     :func:`cost_table`): wall seconds and CPU seconds summed per side, and the
@@ -172,17 +178,24 @@ def agrees(relinf: float, delta_value: float) -> float:
 
 
 ALIGN_COLUMNS: tuple[str, ...] = (
-    "study", "strategy", "context", "relinf", "relinf_lo", "relinf_hi", "unstable",
+    "study", "strategy", "context", "relinf", "relinf_lo", "relinf_hi", "unstable", "prediction",
     "delta", "delta_lo", "delta_hi", "sign_swift", "sign_validation", "agree",
 )
+
+#: Pairing name -> (swift prediction column, validation outcome column).
+PAIRINGS: dict[str, tuple[str, str]] = {
+    "relative": ("diff", "delta_ctrl"),
+    "own": ("s_strategy", "delta"),
+}
 
 
 def alignment_table(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     """One row per cell ``(study/strategy, context)`` with the agreement verdict.
 
-    Each input row needs ``relinf`` and ``delta``; ``study``, ``strategy``,
-    ``context``, ``relinf_lo/hi``, ``delta_lo/hi``, ``unstable`` are optional (NaN /
-    False when absent); other keys are kept. Adds ``sign_swift`` = sign(RelInf-1),
+    Each input row needs ``relinf`` and ``delta``; ``prediction``, ``study``,
+    ``strategy``, ``context``, ``relinf_lo/hi``, ``delta_lo/hi``, ``unstable`` are
+    optional (NaN / False when absent); other keys are kept. Adds ``sign_swift`` =
+    sign(prediction), or sign(RelInf - 1) where there is no prediction,
     ``sign_validation`` = sign(Delta) and ``agree`` (1.0 / 0.0 / NaN).
     """
     df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
@@ -199,31 +212,51 @@ def alignment_table(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.Data
             df[col] = np.nan
     if "unstable" not in df:
         df["unstable"] = False
+    has_prediction = "prediction" in df
+    if not has_prediction:
+        df["prediction"] = np.nan
     df["relinf"] = pd.to_numeric(df["relinf"], errors="coerce").astype(np.float64)
+    df["prediction"] = pd.to_numeric(df["prediction"], errors="coerce").astype(np.float64)
     df["delta"] = pd.to_numeric(df["delta"], errors="coerce").astype(np.float64)
     df["unstable"] = df["unstable"].fillna(False).astype(bool)
-    df["sign_swift"] = [sign(r - 1.0) for r in df["relinf"]]
+    as_relinf = df["prediction"] + 1.0 if has_prediction else df["relinf"]  # agrees() compares with 1
+    df["sign_swift"] = [sign(r - 1.0) for r in as_relinf]
     df["sign_validation"] = [sign(d) for d in df["delta"]]
-    df["agree"] = [agrees(r, d) for r, d in zip(df["relinf"], df["delta"])]
+    df["agree"] = [agrees(r, d) for r, d in zip(as_relinf, df["delta"])]
     rest = [c for c in df.columns if c not in ALIGN_COLUMNS]
     return df[list(ALIGN_COLUMNS) + rest].reset_index(drop=True)
 
 
 def merge_swift_validation(swift: pd.DataFrame, validation: pd.DataFrame, state: str = "aggregate",
-                           on: Sequence[str] = ("study", "context")) -> pd.DataFrame:
+                           on: Sequence[str] = ("study", "context"), pairing: str | None = None) -> pd.DataFrame:
     """Alignment rows from a :func:`swift_study.influence.score_study` table and a validation table.
 
     ``swift``: rows of ``state`` (default the TracIn-CP aggregate) give ``relinf``,
-    ``relinf_lo/hi``, ``unstable``, ``strategy``. ``validation``: columns ``study``,
-    ``context``, ``delta``, ``delta_lo``, ``delta_hi`` (others kept). Inner join on
-    ``on``; returns :func:`alignment_table` of the result.
+    ``relinf_lo/hi``, ``unstable``, ``strategy`` (and the prediction of
+    ``pairing``). ``validation``: columns ``study``, ``context``, ``delta``,
+    ``delta_lo``, ``delta_hi`` (others kept). With ``pairing`` (a key of
+    :data:`PAIRINGS`) the prediction is that pairing's swift column and ``delta``
+    is its outcome column (e.g. ``delta_ctrl`` for ``relative``); without, cells
+    are judged by ``sign(RelInf - 1)`` against ``delta``. Inner join on ``on``;
+    returns :func:`alignment_table` of the result (with a ``pairing`` column).
     """
     sw = swift[swift["state"] == state]
     keep = [c for c in ("study", "strategy", "context", "relinf", "relinf_lo", "relinf_hi", "unstable")
             if c in sw]
     val = validation.drop(columns=[c for c in ("strategy",) if c in validation and "strategy" in sw])
+    if pairing is not None:
+        if pairing not in PAIRINGS:
+            raise DataError(f"unknown pairing {pairing!r}; known: {sorted(PAIRINGS)}")
+        pred, outcome = PAIRINGS[pairing]
+        sw = sw.assign(prediction=sw[pred])
+        keep.append("prediction")
+        if outcome != "delta":
+            val = val.drop(columns=[f"delta{s}" for s in ("", "_lo", "_hi")])
+            val = val.rename(columns={f"{outcome}{s}": f"delta{s}" for s in ("", "_lo", "_hi")})
     merged = sw[keep].merge(val, on=list(on), how="inner")
-    return alignment_table(merged)
+    out = alignment_table(merged)
+    out.insert(3, "pairing", pairing or "relinf")
+    return out
 
 
 def agreement_rate(table: pd.DataFrame) -> float:
@@ -289,7 +322,8 @@ def permutation_pvalue(x: Any, y: Any, n_perm: int = 10000, seed: int = 0) -> fl
 def alignment_stats(table: pd.DataFrame, n_perm: int = 10000, seed: int = 0) -> dict[str, float]:
     """``{n_cells, n_agree, agreement_rate, spearman, p_value}`` of an alignment table."""
     a = pd.to_numeric(table["agree"], errors="coerce") if len(table) else pd.Series(dtype=float)
-    x = table["relinf"].to_numpy(dtype=np.float64) if len(table) else np.array([])
+    xcol = "prediction" if "prediction" in table and table["prediction"].notna().any() else "relinf"
+    x = table[xcol].to_numpy(dtype=np.float64) if len(table) else np.array([])
     y = table["delta"].to_numpy(dtype=np.float64) if len(table) else np.array([])
     return {
         "n_cells": int(a.notna().sum()),

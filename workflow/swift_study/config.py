@@ -70,8 +70,16 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
             lines.append(f"config key {key}: {err.message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     from .suite import studies_from_config
+    from .tasks import TASKS, difficulty_params
 
     studies_from_config(out)  # cross-key checks (tasks and strategies exist)
+    for task, params in out["suite"]["difficulty"].items():
+        if task not in TASKS:
+            raise ConfigError(f"config key suite.difficulty.{task}: not a built-in task; built-in: {sorted(TASKS)}")
+        for name in params:
+            if name not in difficulty_params(task):
+                raise ConfigError(f"config key suite.difficulty.{task}.{name}: unknown parameter; "
+                                  f"{task} has {sorted(difficulty_params(task))}")
     return out
 
 

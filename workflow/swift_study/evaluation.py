@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
 
+from .answers import ANSWER_REGEX
 from .records import Record
 
 
 def load_samples(path: str | Path, records: list[Record]) -> pd.DataFrame:
     """lm-eval per-example rows (``samples.jsonl``), one row per eval example.
 
-    Columns: ``id``, ``task`` (the suite task), ``lang``, ``em`` (0/1) and
-    ``nll_per_token``, joined on the record id. Raises ``ValueError`` if an
+    Columns: ``id``, ``task`` (the suite task), ``lang``, ``em`` (0/1),
+    ``nll_per_token``, ``truncated`` (0/1, NaN when unknown), ``gen_tokens`` and
+    ``answered`` (0/1: the generation has a final-answer marker), joined on the
+    record id. Raises ``ValueError`` if an
     example is missing (a model must be scored on every eval example).
     """
     by_id = {r.id: r for r in records}
@@ -32,6 +36,10 @@ def load_samples(path: str | Path, records: list[Record]) -> pd.DataFrame:
                 row["em"] = float(obj["em"])
             if obj.get("nll_per_token") is not None:
                 row["nll_per_token"] = float(obj["nll_per_token"])
+            if obj.get("generation") is not None:
+                row["answered"] = float(re.search(ANSWER_REGEX, obj["generation"]) is not None)
+                row["truncated"] = float(obj["truncated"]) if obj.get("truncated") is not None else float("nan")
+                row["gen_tokens"] = float(obj["gen_tokens"]) if obj.get("gen_tokens") is not None else float("nan")
     missing = [rid for rid in by_id if rid not in rows or "em" not in rows[rid]]
     if missing:
         raise ValueError(f"{path}: no exact-match result for {len(missing)} eval example(s), e.g. {missing[0]!r}")
@@ -43,3 +51,15 @@ def accuracy_by_task(samples: pd.DataFrame) -> pd.Series:
     acc = samples.groupby("task")["em"].mean()
     acc["all"] = samples["em"].mean()
     return acc
+
+
+def generation_stats(samples: pd.DataFrame) -> dict[str, float]:
+    """Per-model generation summary: ``n``, ``em``, ``truncated`` (fraction of
+    generations cut at ``max_gen_toks``; the goal is 0), ``no_answer`` (fraction
+    without a final-answer marker) and ``mean_gen_tokens``."""
+    def mean(col: str) -> float:
+        return float(samples[col].mean()) if col in samples else float("nan")
+
+    return {"n": int(len(samples)), "em": mean("em"), "truncated": mean("truncated"),
+            "no_answer": 1.0 - mean("answered") if "answered" in samples else float("nan"),
+            "mean_gen_tokens": mean("gen_tokens")}

@@ -9,7 +9,10 @@ written atomically (temporary file in the same folder, then renamed).
 
 * :func:`plot_study` -- RelInf per model state and the TracIn-CP aggregate,
   in-task | cross-task, with the inflows ``s_S`` and ``s_B`` below;
-* :func:`plot_alignment` -- RelInf vs validation Delta per cell.
+* :func:`plot_alignment` -- RelInf vs validation Delta per cell;
+* :func:`plot_validation` -- the validation effects Delta_B and Delta_ctrl of
+  every cell (in, cross, each eval task), one panel per study;
+* :func:`plot_state_accuracy` -- per-task exact match of each model state.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ STRATEGY_NAMES: dict[str, tuple[str, str]] = {
     "clarify": ("Query clarification", "问题澄清"),
     "evaluate": ("Response evaluation", "回答评估"),
     "qa": ("Plain QA", "直接问答"),
+    "corrupt": ("Wrong answers (negative control)", "错误答案"),
+    "rephrase": ("Rephrased answers (null control)", "改写回答"),
 }
 CONTEXT_NAMES: dict[str, tuple[str, str]] = {
     "in": ("In-task", "任务内"),
@@ -384,7 +389,7 @@ def plot_alignment(align_df: pd.DataFrame, out_png: str | Path | None, out_pdf: 
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_xlabel(_bi(("swift study: RelInf", "快速研究：相对影响")))
-        ax.set_ylabel(_bi(("validation: Δ score (M_B+S − M_B)", "验证效果")))
+        ax.set_ylabel(_bi(("validation: Δ score (M_B+S − control M_B+B')", "验证效果")))
         handles = [
             Line2D([], [], marker="o", color="tab:blue", ls="", label=context_label("in")),
             Line2D([], [], marker="o", color="tab:orange", ls="", label=context_label("cross")),
@@ -430,5 +435,58 @@ def plot_state_accuracy(acc: pd.DataFrame, out_png: str | Path | None, out_pdf: 
         ax.set_title(_safe(title or "Accuracy of each model state on the evaluation pool"))
         ax.grid(alpha=0.3)
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+        _save_both(fig, out_png, out_pdf)
+    return fig
+
+
+def plot_validation(val: pd.DataFrame, out_png: str | Path | None, out_pdf: str | Path | None = None,
+                    metric: str = "em") -> Figure:
+    """Forest plot of the validation effects, one panel per study.
+
+    Rows: the cells of :func:`swift_study.validation.validation_effects` (``in``,
+    ``cross``, ``task:<t>``; in-task tasks in bold); per row ``delta_<metric>``
+    (vs M_B, grey) and ``delta_<metric>_ctrl`` (vs the plain-QA control, coloured
+    green above 0 and red below when its interval excludes 0), with intervals.
+    """
+    studies = list(dict.fromkeys(val["study"])) if len(val) else []
+    with rc_context(_rc()):
+        if not studies:
+            fig = Figure(figsize=(6, 3))
+            _placeholder(fig, "no validation effects")
+            _save_both(fig, out_png, out_pdf)
+            return fig
+        n_rows = max(int((val["study"] == s).sum()) for s in studies)
+        fig = Figure(figsize=(3.6 * len(studies) + 1.2, 0.32 * n_rows + 1.6))
+        axes = fig.subplots(1, len(studies), sharex=True, squeeze=False)[0]
+        col, col_b = f"delta_{metric}_ctrl", f"delta_{metric}"
+        for ax, study in zip(axes, studies):
+            d = val[val["study"] == study].reset_index(drop=True)
+            y = np.arange(len(d))[::-1].astype(float)
+            for k, row in d.iterrows():
+                yb, yc = y[k] + 0.17, y[k] - 0.17
+                b = _f(row[col_b])
+                ax.errorbar([b], [yb], xerr=_err(b, _f(row[f"{col_b}_lo"]), _f(row[f"{col_b}_hi"])),
+                            fmt="s", color="0.6", ms=4, capsize=2, lw=1)
+                c, lo, hi = _f(row[col]), _f(row[f"{col}_lo"]), _f(row[f"{col}_hi"])
+                colour = "tab:green" if lo > 0 else ("tab:red" if hi < 0 else "tab:blue")
+                ax.errorbar([c], [yc], xerr=_err(c, lo, hi), fmt="o", color=colour, ms=5, capsize=2, lw=1.4)
+            labels = [_safe(str(c).replace("task:", "")) for c in d["context"]]
+            ax.set_yticks(y, labels)
+            for tick, in_task in zip(ax.get_yticklabels(), d.get("in_task", [False] * len(d))):
+                if bool(in_task):
+                    tick.set_fontweight("bold")
+            ax.axvline(0.0, color="black", lw=0.8)
+            ax.grid(axis="x", alpha=0.3)
+            strat = str(d["strategy"].iloc[0]) if "strategy" in d else study
+            ax.set_title(_safe(f"{study}") + "\n" + strategy_label(strat), fontsize=10)
+            ax.set_xlabel(_safe("Delta exact match" if metric == "em" else "Delta loss (decrease)"))
+        handles = [Line2D([], [], marker="s", color="0.6", ls="", label=_safe("vs M_B (Delta_B)")),
+                   Line2D([], [], marker="o", color="tab:blue", ls="", label=_safe("vs plain-QA control (Delta_ctrl)")),
+                   Line2D([], [], marker="o", color="tab:green", ls="", label=_safe("Delta_ctrl > 0 (95% interval)")),
+                   Line2D([], [], marker="o", color="tab:red", ls="", label=_safe("Delta_ctrl < 0 (95% interval)"))]
+        fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False,
+                   bbox_to_anchor=(0.5, -0.02))
+        fig.suptitle(_safe("Validation study: effect of adding each strategy's data (bold: in-task)"), fontsize=11)
+        fig.subplots_adjust(bottom=0.18, wspace=0.45)
         _save_both(fig, out_png, out_pdf)
     return fig

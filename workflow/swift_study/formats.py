@@ -11,6 +11,16 @@ A *format* turns a :class:`~swift_study.tasks.Query` into ``(prompt, response)``
 ``evaluate``  the query and a candidate response (right or wrong in realistic ways);
               the response judges it and gives the right answer
 
+Two built-in *controls* give a study a known direction (METHOD.md, "Validation
+study"), so that "nothing found" can be told apart from "broken":
+
+``corrupt``   negative control: plain-QA format with a WRONG answer, drawn from the
+              task's realistic wrong answers (a forgotten carry, swapped digits, an
+              off-by-one): adding it must hurt in-task exact match
+``rephrase``  null control: the same right answer, another surface form of the
+              response (a short lead-in sentence before the final-answer line):
+              adding it should change little
+
 ``cot`` and ``clarify`` keep the plain query as the prompt (no cue), as
 instruction-tuning data of these kinds usually does: they change how the model
 *responds* to a query, so a model tuned on them may reason or restate before it
@@ -67,11 +77,30 @@ def render_evaluate(q: Query, rng: random.Random) -> tuple[str, str]:
     return prompt, f"{verdict}\n{answer_line(q.answer, q.lang)}"
 
 
+def render_corrupt(q: Query, rng: random.Random) -> tuple[str, str]:
+    """Negative control: the plain-QA format with one of the task's realistic wrong answers."""
+    wrong = rng.choice(q.wrong_answers) if q.wrong_answers else q.answer + "0"
+    return f"{q.raw}\n", answer_line(wrong, q.lang)
+
+
+LEAD_INS: dict[str, tuple[str, ...]] = {
+    "en": ("Sure.", "Here is the result.", "Let me answer that.", "Okay."),
+    "zh": ("好的。", "结果如下。", "我来回答。", "明白了。"),
+}
+
+
+def render_rephrase(q: Query, rng: random.Random) -> tuple[str, str]:
+    """Null control: the right answer after a short lead-in sentence (another surface form)."""
+    return f"{q.raw}\n", f"{rng.choice(LEAD_INS[q.lang])}\n{answer_line(q.answer, q.lang)}"
+
+
 BUILTIN_FORMATS: dict[str, Renderer] = {
     "qa": render_qa,
     "cot": render_cot,
     "clarify": render_clarify,
     "evaluate": render_evaluate,
+    "corrupt": render_corrupt,
+    "rephrase": render_rephrase,
 }
 
 

@@ -234,12 +234,16 @@ def _json_safe(obj: Any) -> Any:
 
 
 def flatten_samples(samples: Mapping[str, Iterable[Mapping[str, Any]]], tokenizer=None,
-                    add_special_tokens: bool | None = None) -> list[dict[str, Any]]:
+                    add_special_tokens: bool | None = None,
+                    max_gen_toks: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
     """One row per (eval set, doc) merging its ``_em`` and ``_nll`` samples.
 
     Fields: ``eval_set``, ``doc_id``, ``id``, ``query_id``, ``task`` (the record's
     suite task, e.g. ``add``), ``lang``, ``format``, ``answer``, ``lm_eval_tasks``;
-    from ``_em``: ``em`` (0/1 after the filter), ``filtered_answer``, ``generation``;
+    from ``_em``: ``em`` (0/1 after the filter), ``filtered_answer``, ``generation``,
+    ``gen_tokens`` (tokens of the generation; needs ``tokenizer``) and
+    ``truncated`` (the generation used all ``max_gen_toks[task]`` tokens without
+    reaching EOS or a stop sequence, so it was cut; needs both);
     from ``_nll``: ``loglik`` (sum over continuation tokens), ``greedy_match``,
     ``n_tokens`` and ``nll_per_token`` (= -loglik / n_tokens; needs ``tokenizer``).
     Fields of a kind that was not evaluated are ``None``.
@@ -256,6 +260,7 @@ def flatten_samples(samples: Mapping[str, Iterable[Mapping[str, Any]]], tokenize
                 "lang": doc.get("lang"), "format": doc.get("format"), "answer": doc.get("answer"),
                 "lm_eval_tasks": [],
                 "em": None, "filtered_answer": None, "generation": None,
+                "gen_tokens": None, "truncated": None,
                 "loglik": None, "greedy_match": None, "n_tokens": None, "nll_per_token": None,
             })
             row["lm_eval_tasks"].append(task_name)
@@ -266,6 +271,11 @@ def flatten_samples(samples: Mapping[str, Iterable[Mapping[str, Any]]], tokenize
                 row["em"] = int(round(float(s["exact_match"])))
                 row["filtered_answer"] = filt[0] if isinstance(filt, list) else filt
                 row["generation"] = gen
+                if tokenizer is not None and isinstance(gen, str):
+                    row["gen_tokens"] = len(tokenizer(gen, add_special_tokens=False)["input_ids"])
+                    limit = (max_gen_toks or {}).get(task_name)
+                    if limit:
+                        row["truncated"] = int(row["gen_tokens"] >= int(limit))
             if "perplexity" in s:
                 ll = float(s["perplexity"])
                 row["loglik"] = ll
@@ -332,7 +342,10 @@ def evaluate(model_dir: Path, tasks_dir: Path, task_names: list[str], out_json: 
     if results is None:
         raise RuntimeError("lm-eval returned no results (non-zero rank?)")
     samples = results.pop("samples", {})
-    rows = flatten_samples(samples, tokenizer=tokenizer, add_special_tokens=add_special)
+    limits = {t: int(c.get("generation_kwargs", {}).get("max_gen_toks", 0))
+              for t, c in (results.get("configs") or {}).items()
+              if isinstance(c, Mapping) and c.get("output_type") == "generate_until"}
+    rows = flatten_samples(samples, tokenizer=tokenizer, add_special_tokens=add_special, max_gen_toks=limits)
     out = _json_safe(results)
     out["swift_study"] = {
         "model_dir": str(model_dir),
@@ -345,6 +358,24 @@ def evaluate(model_dir: Path, tasks_dir: Path, task_names: list[str], out_json: 
     atomic_write_text(samples_jsonl, "".join(
         json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows))
     return out
+
+
+def evaluate_trained(trained_dir: Path, start_dir: Path, tasks_dir: Path, task_names: list[str],
+                     out_json: Path, samples_jsonl: Path, batch_size: int = 16, device: str = "auto") -> dict:
+    """:func:`evaluate` a model written by :func:`swift_study.finetune.train`: a full model,
+    or a LoRA adapter (``adapter_config.json``) on top of ``start_dir``."""
+    trained_dir = Path(trained_dir)
+    if (trained_dir / "adapter_config.json").exists():
+        return evaluate(Path(start_dir), tasks_dir, task_names, out_json, samples_jsonl, adapter_dir=trained_dir,
+                        batch_size=batch_size, device=device)
+    return evaluate(trained_dir, tasks_dir, task_names, out_json, samples_jsonl, batch_size=batch_size,
+                    device=device)
+
+
+def read_task_names(path: str | os.PathLike) -> list[str]:
+    """The lm-eval task names listed one per line in ``path`` (written by the ``lmeval_tasks`` rule)."""
+    with open(path, encoding="utf-8") as fh:
+        return [line.strip() for line in fh if line.strip()]
 
 
 def read_samples(path: str | os.PathLike) -> list[dict[str, Any]]:

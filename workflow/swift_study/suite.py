@@ -2,7 +2,8 @@
 
 Queries are generated per (task, language) and partitioned, in a fixed order, into
 disjoint splits by query: ``pretrain`` (worked examples for the base model's
-pretraining corpus), ``train`` (the instruction-tuning pool; its queries carry
+pretraining corpus; it takes what is left of a small task's query space),
+``train`` (the instruction-tuning pool; its queries carry
 ``meta.pool`` = ``base`` or ``extra``, the latter held back for the validation
 study's more-data control), ``probe`` and ``eval``. Each split is rendered in every
 format it needs. Users may add their own JSONL records (or replace the built-in
@@ -18,11 +19,13 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .errors import ConfigError, DataError
-from .formats import format_registry, render
+from .formats import BUILTIN_FORMATS, format_registry, render
 from .records import Record, read_jsonl, write_jsonl
 from .tasks import Query, generate_queries
 
-SPLIT_ORDER: tuple[str, ...] = ("pretrain", "train", "extra", "probe", "eval")
+#: Order in which a task's distinct queries are dealt out; ``pretrain`` comes last and
+#: takes what is left (up to its size) when a small task's query space runs out.
+SPLIT_ORDER: tuple[str, ...] = ("train", "extra", "probe", "eval", "pretrain")
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class Study:
 def studies_from_config(cfg: Mapping[str, Any]) -> list[Study]:
     """The configured studies, checked against the configured tasks and formats."""
     tasks = set(cfg["suite"]["tasks"])
-    formats = {"cot", "clarify", "evaluate"} | set(cfg["suite"].get("strategies", {}))
+    formats = (set(BUILTIN_FORMATS) - {"qa"}) | set(cfg["suite"].get("strategies", {}))
     out = []
     for i, s in enumerate(cfg["studies"]):
         key = f"studies[{i}]"
@@ -107,7 +110,8 @@ def generate_builtin(cfg: Mapping[str, Any]) -> tuple[list[str], list[Record]]:
         for lang in suite["langs"]:
             total = sum(int(sizes[s]) for s in SPLIT_ORDER)
             try:
-                queries = generate_queries(task, lang, total, seed)
+                queries = generate_queries(task, lang, total, seed, (suite.get("difficulty") or {}).get(task),
+                                           minimum=total - int(sizes["pretrain"]))
             except ValueError as exc:
                 raise ConfigError(f"config key suite.sizes: {exc}") from exc
             start = 0

@@ -14,10 +14,11 @@ manipulate letter sequences.
 
 from __future__ import annotations
 
+import inspect
 import random
 import string
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 PLACES_EN = ["ones", "tens", "hundreds", "thousands", "ten-thousands"]
@@ -142,9 +143,15 @@ def _column_text(steps: list[Step], op: str, lang: str) -> list[Step]:
     return out
 
 
-def gen_add(rng: random.Random, lang: str) -> Query:
-    """A number below 70 plus a one-digit number (in either order)."""
-    a, b = rng.randint(1, 69), rng.randint(1, 9)
+def _operand(rng: random.Random, digits: int, low: int = 1) -> int:
+    """A number of 1..``digits`` digits, the number of digits drawn uniformly first."""
+    n = rng.randint(1, digits)
+    return rng.randint(max(low, 10 ** (n - 1) if n > 1 else low), 10 ** n - 1)
+
+
+def gen_add(rng: random.Random, lang: str, digits: int = 2, small_digits: int = 1) -> Query:
+    """Addition with carries: a ``digits``-digit number plus a 1..``small_digits``-digit one."""
+    a, b = rng.randint(10 ** (digits - 1), 10 ** digits - 1), _operand(rng, small_digits)
     if rng.random() < 0.5:
         a, b = b, a
     steps, result, sloppy = _columns(a, b, "+")
@@ -163,9 +170,10 @@ def gen_add(rng: random.Random, lang: str) -> Query:
                  _digit_wrongs(result, rng, [sloppy, a - b if a > b else b - a]), {"a": a, "b": b})
 
 
-def gen_sub(rng: random.Random, lang: str) -> Query:
-    """A number below 70 minus a one-digit number, with a non-negative result."""
-    a, b = rng.randint(10, 69), rng.randint(1, 9)
+def gen_sub(rng: random.Random, lang: str, digits: int = 2, small_digits: int = 1) -> Query:
+    """Subtraction with borrows: a ``digits``-digit number minus a smaller 1..``small_digits``-digit one."""
+    a = rng.randint(10 ** (digits - 1), 10 ** digits - 1)
+    b = min(_operand(rng, small_digits), a - 1)
     steps, result, sloppy = _columns(a, b, "-")
     assert result == a - b
     if lang == "en":
@@ -182,9 +190,9 @@ def gen_sub(rng: random.Random, lang: str) -> Query:
                  _digit_wrongs(result, rng, [sloppy, a + b]), {"a": a, "b": b})
 
 
-def gen_mul(rng: random.Random, lang: str) -> Query:
-    """A number below 70 times a one-digit number."""
-    a, b = rng.randint(2, 69), rng.randint(2, 9)
+def gen_mul(rng: random.Random, lang: str, digits: int = 2) -> Query:
+    """A number of up to ``digits`` digits times a one-digit number."""
+    a, b = _operand(rng, digits, low=2), rng.randint(2, 9)
     da = str(a)[::-1]
     carry, digits, steps, sloppy = 0, [], [], []
     for i, ch in enumerate(da):
@@ -218,16 +226,16 @@ def gen_mul(rng: random.Random, lang: str) -> Query:
                  tuple(steps), _digit_wrongs(result, rng, [sloppy_result, a + b]), {"a": a, "b": b})
 
 
-def gen_compare(rng: random.Random, lang: str) -> Query:
-    """Which of two numbers is larger (answer: the larger number)."""
-    a = rng.randint(10, 99)
+def gen_compare(rng: random.Random, lang: str, digits: int = 2) -> Query:
+    """Which of two numbers of up to ``digits`` digits is larger (answer: the larger number)."""
+    a = rng.randint(10, 10 ** digits - 1)
     if rng.random() < 0.6:  # near misses share a prefix: the interesting cases
-        digits = list(str(a))
-        i = rng.randrange(len(digits))
-        digits[i] = str((int(digits[i]) + rng.randint(1, 9)) % 10)
-        b = int("".join(digits)) if digits[0] != "0" else a + rng.randint(1, 99)
+        ds = list(str(a))
+        i = rng.randrange(len(ds))
+        ds[i] = str((int(ds[i]) + rng.randint(1, 9)) % 10)
+        b = int("".join(ds)) if ds[0] != "0" else a + rng.randint(1, 99)
     else:
-        b = rng.randint(10, 99)
+        b = rng.randint(10, 10 ** digits - 1)
     if a == b:
         b = a + 1
     sa, sb = str(a), str(b)
@@ -266,9 +274,9 @@ ITEMS_EN = ["apples", "books", "coins", "pens", "cards", "stamps"]
 ITEMS_ZH = ["个苹果", "本书", "枚硬币", "支笔", "张卡片", "张邮票"]
 
 
-def gen_word(rng: random.Random, lang: str) -> Query:
-    """Two-step arithmetic word problem: start, gain, lose."""
-    a, b = rng.randint(2, 20), rng.randint(2, 9)
+def gen_word(rng: random.Random, lang: str, max_start: int = 20) -> Query:
+    """Two-step arithmetic word problem: start (up to ``max_start``), gain, lose."""
+    a, b = rng.randint(2, max_start), rng.randint(2, 9)
     c = rng.randint(1, a + b - 1)
     mid, result = a + b, a + b - c
     who, item = rng.randrange(len(NAMES_EN)), rng.randrange(len(ITEMS_EN))
@@ -294,13 +302,13 @@ def gen_word(rng: random.Random, lang: str) -> Query:
                  steps, _digit_wrongs(result, rng, [a + b + c, mid]), {"a": a, "b": b, "c": c})
 
 
-def _letters(rng: random.Random) -> list[str]:
-    return rng.sample(string.ascii_lowercase, rng.randint(3, 4))
+def _letters(rng: random.Random, min_len: int, max_len: int) -> list[str]:
+    return rng.sample(string.ascii_lowercase, rng.randint(min_len, max_len))
 
 
-def gen_reverse(rng: random.Random, lang: str) -> Query:
-    """Reverse a sequence of letters (written space-separated)."""
-    seq = _letters(rng)
+def gen_reverse(rng: random.Random, lang: str, min_len: int = 3, max_len: int = 4) -> Query:
+    """Reverse a sequence of ``min_len``..``max_len`` distinct letters (space-separated)."""
+    seq = _letters(rng, min_len, max_len)
     s = " ".join(seq)
     result = " ".join(reversed(seq))
     steps = []
@@ -326,9 +334,9 @@ def gen_reverse(rng: random.Random, lang: str) -> Query:
                  tuple(steps), tuple(x for x in wrong if x != result), {"seq": seq})
 
 
-def gen_sort(rng: random.Random, lang: str) -> Query:
-    """Sort letters alphabetically (written space-separated)."""
-    seq = _letters(rng)
+def gen_sort(rng: random.Random, lang: str, min_len: int = 3, max_len: int = 4) -> Query:
+    """Sort ``min_len``..``max_len`` distinct letters alphabetically (space-separated)."""
+    seq = _letters(rng, min_len, max_len)
     s = " ".join(seq)
     ordered = sorted(seq)
     result = " ".join(ordered)
@@ -368,13 +376,29 @@ TASKS: dict[str, Callable[[random.Random, str], Query]] = {
 }
 
 
-def generate_queries(task: str, lang: str, n: int, seed: int) -> list[Query]:
+def difficulty_params(task: str) -> dict[str, Any]:
+    """The difficulty parameters of a built-in task and their defaults (config ``suite.difficulty``)."""
+    sig = inspect.signature(TASKS[task])
+    return {name: p.default for name, p in sig.parameters.items() if p.default is not inspect.Parameter.empty}
+
+
+def generate_queries(task: str, lang: str, n: int, seed: int,
+                     difficulty: Mapping[str, Any] | None = None, minimum: int | None = None) -> list[Query]:
     """``n`` distinct queries of ``task`` in ``lang``, deterministic from ``seed``.
 
-    Raises ``ValueError`` if the task cannot produce ``n`` distinct queries.
+    ``difficulty`` overrides the task's difficulty parameters (:func:`difficulty_params`).
+    With ``minimum`` set, fewer than ``n`` are returned when the task's query space
+    is exhausted (at least ``minimum``). Raises ``ValueError`` if the task cannot
+    produce ``minimum`` (default ``n``) distinct queries, or for an unknown
+    difficulty parameter.
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; built-in tasks: {sorted(TASKS)}")
+    params = dict(difficulty or {})
+    unknown = sorted(set(params) - set(difficulty_params(task)))
+    if unknown:
+        raise ValueError(f"task {task!r} has no difficulty parameter(s) {unknown}; "
+                         f"known: {sorted(difficulty_params(task))}")
     rng = random.Random(f"{seed}:{task}:{lang}")
     seen: set[str] = set()
     out: list[Query] = []
@@ -382,8 +406,11 @@ def generate_queries(task: str, lang: str, n: int, seed: int) -> list[Query]:
     while len(out) < n:
         tries += 1
         if tries > 50 * n + 1000:
-            raise ValueError(f"task {task!r} cannot produce {n} distinct queries")
-        q = TASKS[task](rng, lang)
+            if minimum is not None and len(out) >= minimum:
+                break
+            raise ValueError(f"task {task!r} cannot produce {minimum or n} distinct queries "
+                             f"at difficulty {params or difficulty_params(task)} (found {len(out)})")
+        q = TASKS[task](rng, lang, **params)
         if q.key not in seen:
             seen.add(q.key)
             out.append(q)

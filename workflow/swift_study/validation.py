@@ -1,14 +1,20 @@
 """Validation effects: how much each strategy dataset changed the fine-tuned models.
 
-For a study S and context ctx (E_in: its in-task tasks; E_cross: the others),
-``Delta_ctx(S) = score(M_B+S) - score(M_B)`` on the eval examples of ctx, with a
-paired bootstrap interval over examples (and over training seeds when several),
-and the same against the more-data control ``ctrl+S``. Two scores, both always
-reported: exact match of the extracted final answer (``em``), and the decrease of
-the per-token loss of the reference plain-QA response (``loss``; > 0 means the
-strategy data lowered the loss). ``validation.metric`` picks the one the
-alignment uses. The loss is the quantity the swift study's first-order influence
-predicts the change of; exact match is the downstream outcome.
+For a study S and a cell c, both effects of METHOD.md ("Validation study"):
+
+* ``Delta_B(S, c)    = score(M_B+S) - score(M_B)``: does adding S help at all?
+* ``Delta_ctrl(S, c) = score(M_B+S) - score(M_B+B')``: does S beat the same number
+  of extra plain-QA examples of the same tasks?
+
+Cells: the contexts ``in`` (the study's in-task tasks) and ``cross`` (all other
+tasks), and every eval task on its own (``task:<name>``). Each effect comes with
+a paired bootstrap interval over eval examples and training seeds
+(:func:`swift_study.alignment.delta`). Two scores, both always reported: exact
+match of the extracted final answer (``em``, the default outcome: what a user of
+the model sees), and the decrease of the per-token loss of the reference plain-QA
+response (``loss``; > 0 means the strategy data lowered the loss).
+``validation.metric`` picks the one the alignment uses; ``delta_em*`` and
+``delta_loss*`` columns hold both.
 """
 
 from __future__ import annotations
@@ -18,52 +24,60 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from .alignment import delta
-from .records import Record
+
+#: Prefix of a per-task cell's ``context`` value (``task:add``).
+TASK_CELL = "task:"
 
 
-def _scores(frames: Sequence[pd.DataFrame], tasks: set[str] | None, exclude: set[str] | None,
-            column: str) -> list[pd.Series]:
-    out = []
-    for df in frames:
-        sel = df
-        if tasks is not None:
-            sel = sel[sel["task"].isin(tasks)]
-        if exclude is not None:
-            sel = sel[~sel["task"].isin(exclude)]
-        out.append(sel.set_index("id")[column])
+def cells(in_task: Sequence[str], tasks: Sequence[str]) -> dict[str, set[str]]:
+    """The cells of a study: ``{"in": in-task tasks, "cross": the others, "task:<t>": {t}}``."""
+    in_set = set(in_task)
+    out = {"in": in_set & set(tasks), "cross": set(tasks) - in_set}
+    out.update({f"{TASK_CELL}{t}": {t} for t in tasks})
     return out
+
+
+def _scores(frames: Sequence[pd.DataFrame], tasks: set[str], column: str) -> list[pd.Series]:
+    return [df[df["task"].isin(tasks)].set_index("id")[column] for df in frames]
 
 
 def validation_effects(samples: Mapping[str, Sequence[pd.DataFrame]], studies: Sequence[Mapping[str, Any]],
                        n_boot: int, confidence: float, seed: int, metric: str = "em") -> pd.DataFrame:
-    """One row per (study, context): EM and loss of each model, Deltas vs B and vs the control.
+    """One row per (study, cell): EM and loss of each model, Delta_B and Delta_ctrl.
 
-    ``delta*`` columns hold the effect on ``metric`` (``em``: exact match; ``loss``:
-    the decrease of the per-token loss of the reference answer); ``delta_em*`` and
-    ``delta_loss*`` hold both. Model columns: ``_B``, ``_S`` (B+S), ``_ctrl``.
+    Columns: ``study``, ``strategy``, ``context`` (``in``, ``cross`` or
+    ``task:<name>``), ``in_task`` (whether the cell's tasks are the study's
+    in-task tasks), ``em_B``/``em_S``/``em_ctrl`` and ``nll_*`` (means over
+    examples and seeds of M_B, M_B+S, M_B+B'), ``delta_em``/``delta_loss`` (vs
+    M_B) and ``delta_em_ctrl``/``delta_loss_ctrl`` (vs the control), each with
+    ``_lo``/``_hi``; ``delta``/``delta_ctrl`` (+ intervals) repeat the ``metric``
+    columns; ``n_examples``, ``n_seeds``.
 
     ``samples`` maps a validation model name (``B``, ``B+<study>``, ``ctrl+<study>``)
     to one per-example table per training seed (from
     :func:`swift_study.evaluation.load_samples`).
     """
+    tasks = sorted({t for frames in samples.values() for df in frames for t in df["task"].unique()})
+    kw = dict(n_boot=n_boot, seed=seed, confidence=confidence)
     rows = []
     for st in studies:
-        name, in_task = st["name"], set(st["in_task"])
-        for ctx, (tasks, excl) in {"in": (in_task, None), "cross": (None, in_task)}.items():
-            em = {m: _scores(samples[m], tasks, excl, "em") for m in ("B", f"B+{name}", f"ctrl+{name}")}
-            nll = {m: _scores(samples[m], tasks, excl, "nll_per_token") for m in em}
-            kw = dict(n_boot=n_boot, seed=seed, confidence=confidence)
+        name = st["name"]
+        models = {"B": "B", "S": f"B+{name}", "ctrl": f"ctrl+{name}"}
+        for ctx, ctx_tasks in cells(st["in_task"], tasks).items():
+            if not ctx_tasks:
+                continue
+            em = {k: _scores(samples[m], ctx_tasks, "em") for k, m in models.items()}
+            nll = {k: _scores(samples[m], ctx_tasks, "nll_per_token") for k, m in models.items()}
+            row: dict[str, Any] = {"study": name, "strategy": st["strategy"], "context": ctx,
+                                   "in_task": ctx_tasks <= set(st["in_task"]), "metric": metric}
+            for k in models:
+                row[f"em_{k}"] = float(pd.concat(em[k]).mean())
+                row[f"nll_{k}"] = float(pd.concat(nll[k]).mean())
             effects = {
-                "em": (delta(em[f"B+{name}"], em["B"], **kw),
-                       delta(em[f"B+{name}"], em[f"ctrl+{name}"], **kw)),
-                "loss": (delta(nll[f"B+{name}"], nll["B"], higher_is_better=False, **kw),
-                         delta(nll[f"B+{name}"], nll[f"ctrl+{name}"], higher_is_better=False, **kw)),
+                "em": (delta(em["S"], em["B"], **kw), delta(em["S"], em["ctrl"], **kw)),
+                "loss": (delta(nll["S"], nll["B"], higher_is_better=False, **kw),
+                         delta(nll["S"], nll["ctrl"], higher_is_better=False, **kw)),
             }
-            row = {"study": name, "strategy": st["strategy"], "context": ctx, "metric": metric}
-            for m in ("B", f"B+{name}", f"ctrl+{name}"):
-                key = m.split("+")[0].replace("B", "S") if "+" in m else "B"
-                row[f"em_{key}"] = float(pd.concat(em[m]).mean())
-                row[f"nll_{key}"] = float(pd.concat(nll[m]).mean())
             for mname, (d, dc) in effects.items():
                 row.update({f"delta_{mname}": d.delta, f"delta_{mname}_lo": d.lo, f"delta_{mname}_hi": d.hi,
                             f"delta_{mname}_ctrl": dc.delta, f"delta_{mname}_ctrl_lo": dc.lo,
@@ -74,3 +88,8 @@ def validation_effects(samples: Mapping[str, Sequence[pd.DataFrame]], studies: S
                         "n_examples": d.n_examples, "n_seeds": d.n_seeds})
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def significant(df: pd.DataFrame, column: str = "delta_ctrl") -> pd.Series:
+    """Cells whose interval for ``column`` excludes 0 (``column_lo > 0`` or ``column_hi < 0``)."""
+    return (df[f"{column}_lo"] > 0) | (df[f"{column}_hi"] < 0)

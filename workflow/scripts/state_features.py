@@ -1,0 +1,27 @@
+"""Snakemake script: projected gradients at one model state, of every eval example and of
+every study's probes (strategy + matched QA), in one job (one model load, one import)."""
+from swift_study.gradients import featurize
+from swift_study.modeling import load_model
+from swift_study.records import read_jsonl
+from swift_study.runner import run
+from swift_study.swift import eval_pairs, gradient_args, load_adam_state
+from swift_study.tokenizer import load_tokenizer
+
+
+def main(smk, log):
+    p = smk.params
+    args = gradient_args(p.gradients, p.seed, p.device, p.max_length)
+    tok = load_tokenizer(smk.input.tokenizer)
+    model = load_model(p.state_dir)
+    evals = read_jsonl(smk.input.eval)
+    targets = read_jsonl(smk.input.target[0]) if smk.input.target else []
+    feats = featurize(model, tok, eval_pairs(evals, p.eval_target, targets), args, out=smk.output.eval)
+    log.info("state %s: %d eval examples -> %s features", smk.wildcards.state, *feats.shape)
+    adam = load_adam_state(p.state_dir) if p.precondition == "adam" else None
+    for study, probe_file, out in zip(p.studies, smk.input.probes, smk.output.probes):
+        probes = read_jsonl(probe_file)
+        feats = featurize(model, tok, [(r.prompt, r.response) for r in probes], args, adam=adam, out=out)
+        log.info("state %s, study %s: %d probes -> %s features", smk.wildcards.state, study, *feats.shape)
+
+
+run(snakemake, main)  # noqa: F821
