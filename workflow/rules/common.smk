@@ -5,6 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
+from swift_study.checks import startup_checks
 from swift_study.config import validate_config
 from swift_study.errors import SwiftStudyError
 
@@ -14,6 +15,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 try:
     _validated = validate_config(config)
+    startup_checks(_validated)
 except SwiftStudyError as _exc:
     raise WorkflowError(str(_exc)) from None
 config.clear()

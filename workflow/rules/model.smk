@@ -38,7 +38,7 @@ rule pretrain:
         f"{R}/logs/pretrain.log",
     benchmark:
         f"{R}/benchmarks/pretrain.tsv"
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
     resources:
         mem_mb=4000,
     script:
@@ -63,7 +63,7 @@ rule warmup:
         f"{R}/logs/warmup.log",
     benchmark:
         f"{R}/benchmarks/warmup.tsv"
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
     resources:
         mem_mb=4000,
     script:

@@ -40,7 +40,7 @@ rule state_features:
         f"{R}/logs/state_features/{{state}}.log",
     benchmark:
         f"{R}/benchmarks/swift/state_features/{{state}}.tsv"
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
     resources:
         mem_mb=4000,
     script:

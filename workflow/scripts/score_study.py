@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from swift_study.gradients import pairwise_inner
+from swift_study.gradients import open_features, pairwise_inner
 from swift_study.influence import ScoreArgs, StateScores, StudySpec, score_study
 from swift_study.records import read_jsonl
 from swift_study.runner import run
@@ -25,7 +25,7 @@ def main(smk, log):
     study = StudySpec(p.study["name"], p.study["strategy"], tuple(p.study["in_task"]))
     states, arrays = [], {}
     for state, sdir, pf, ef in zip(p.states, p.state_dirs, smk.input.probes, smk.input.evals):
-        probe_feats = np.load(pf)
+        probe_feats = np.array(open_features(pf))
         dots, eval_norms = pairwise_inner(probe_feats, ef)
         probe_norms = np.linalg.norm(probe_feats.astype(np.float64), axis=1)
         lr = state_lr(sdir, p.base_lr if state == "base" else None)

@@ -24,6 +24,12 @@ def answer_line(answer: str, lang: str) -> str:
     return f"{MARKERS[lang]}{answer}"
 
 
+def has_answer_line(response: str) -> bool:
+    """Whether the last line of ``response`` is a final-answer line (``Answer: X`` / ``答案：X``)."""
+    last = response.rstrip("\n").rsplit("\n", 1)[-1]
+    return last.startswith(("Answer:", "答案："))
+
+
 def normalize_answer(text: str) -> str:
     """Canonical form for exact match: strip, collapse inner whitespace, drop a final period."""
     text = re.sub(r"\s+", " ", text.strip())

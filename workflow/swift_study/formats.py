@@ -38,7 +38,7 @@ import importlib
 import random
 from typing import Callable
 
-from .answers import answer_line
+from .answers import answer_line, has_answer_line
 from .errors import ConfigError
 from .tasks import Query
 
@@ -132,7 +132,14 @@ def format_registry(user_strategies: dict[str, str] | None = None) -> dict[str, 
 def render(q: Query, fmt: str, registry: dict[str, Renderer], seed: int) -> tuple[str, str]:
     """Render ``q`` in ``fmt``; the rng is seeded per (seed, query, format) for determinism."""
     rng = random.Random(f"{seed}:{q.task}:{q.lang}:{q.key}:{fmt}")
-    prompt, response = registry[fmt](q, rng)
-    if not isinstance(prompt, str) or not isinstance(response, str):
-        raise ConfigError(f"strategy {fmt!r} must return (prompt, response) strings")
+    try:
+        out = registry[fmt](q, rng)
+    except Exception as exc:  # noqa: BLE001 - a user strategy's own failure, reported with its query
+        raise ConfigError(f"strategy {fmt!r} failed on query {q.key!r}: {type(exc).__name__}: {exc}") from exc
+    if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(x, str) for x in out)):
+        raise ConfigError(f"strategy {fmt!r} must return (prompt, response) strings (query {q.key!r})")
+    prompt, response = out
+    if not has_answer_line(response):
+        raise ConfigError(f"strategy {fmt!r}: response for query {q.key!r} must end with the final-answer "
+                          f"line ('Answer: X' or '答案：X'), got {response[-40:]!r}")
     return prompt, response

@@ -310,6 +310,10 @@ def evaluate(model_dir: Path, tasks_dir: Path, task_names: list[str], out_json: 
         raise ValueError(f"lm-eval tasks not found in {tasks_dir}: {missing}")
     dev = _resolve_device(device)
     add_special = None
+    if lm is None and not model_dir.is_dir():  # a missing local path must never become a hub id
+        from .errors import DataError
+
+        raise DataError(f"{model_dir}: no such model directory")
     if lm is None:
         model_args: dict[str, Any] = {
             "pretrained": str(model_dir),

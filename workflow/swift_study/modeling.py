@@ -48,9 +48,18 @@ def load_model(path: str | Path, device: str | torch.device = "cpu",
     """
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(
-        str(path), local_files_only=True, dtype=dtype, attn_implementation=attn,
-    )
+    from .errors import DataError
+
+    path = Path(path)
+    if not path.is_dir():  # never let transformers read a missing local path as a hub id
+        raise DataError(f"{path}: no such model directory")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path), local_files_only=True, dtype=dtype, attn_implementation=attn,
+        )
+    except Exception as exc:  # noqa: BLE001 - e.g. SafetensorError on a truncated file: name the path
+        raise DataError(f"{path}: cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                        "force-rerun the rule that wrote it (snakemake --forcerun <rule>)") from exc
     return model.to(device)
 
 

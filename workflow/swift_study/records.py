@@ -9,7 +9,8 @@ Required fields (see ``docs/data-format.md``):
 ``lang``      ``zh`` or ``en``
 ``format``    ``qa`` or a strategy name (``cot``, ``clarify``, ``evaluate``, user-defined)
 ``prompt``    model input; the response is appended directly (no separator)
-``response``  training target (loss is computed on these tokens only)
+``response``  training target (loss is computed on these tokens only); its last line is
+              the final-answer line (``Answer: X`` / ``答案：X``)
 ``answer``    the final answer, as a string; exact match compares against it
 ``split``     ``train``, ``probe``, ``eval`` or ``pretrain``
 """
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from .answers import has_answer_line
 from .errors import DataError
 
 REQUIRED_FIELDS: tuple[str, ...] = (
@@ -78,6 +80,9 @@ def record_from_dict(obj: Any, where: str) -> Record:
     unknown = set(obj) - set(REQUIRED_FIELDS) - {"meta"}
     if unknown:
         raise DataError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    if not has_answer_line(obj["response"]):
+        raise DataError(f"{where}: response must end with the final-answer line "
+                        f"('Answer: X' or '答案：X'), got {obj['response'][-40:]!r}")
     return Record(**{k: obj[k] for k in REQUIRED_FIELDS}, meta=meta)
 
 
@@ -90,14 +95,18 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[Record]:
     path = Path(path)
     seen: set[str] = set()
     try:
-        fh = path.open(encoding="utf-8")
+        fh = path.open("rb")
     except OSError as exc:
         raise DataError(f"{path}: cannot open ({exc.strerror})") from exc
     with fh:
-        for lineno, line in enumerate(fh, start=1):
+        for lineno, raw in enumerate(fh, start=1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{where}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") from exc
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:

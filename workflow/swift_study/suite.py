@@ -143,7 +143,10 @@ def load_user_records(paths: Iterable[str | Path]) -> list[Record]:
     out: list[Record] = []
     seen: dict[str, str] = {}
     for path in paths:
-        for rec in read_jsonl(path):
+        recs = read_jsonl(path)
+        if not recs:
+            raise DataError(f"{path}: no records")
+        for rec in recs:
             if rec.id in seen:
                 raise DataError(f"{path}: id {rec.id!r} already defined in {seen[rec.id]}")
             seen[rec.id] = str(path)

@@ -19,6 +19,8 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from ..errors import DataError
+
 
 def sidecar_path(path: str | os.PathLike) -> Path:
     """The JSON sidecar of a store: ``x.npy`` -> ``x.json`` (else ``x.<ext>.json``)."""
@@ -108,9 +110,18 @@ class FeatureStore:
             self.abort()
 
 
+def corrupt_store(path: str | os.PathLike, reason: str) -> DataError:
+    """The error for an unreadable store: its file, the reason and how to rebuild it."""
+    return DataError(f"{path}: truncated or corrupted feature store ({reason}); rebuild it with "
+                     "snakemake --forcerun state_features")
+
+
 def open_features(path: str | os.PathLike) -> np.ndarray:
     """The features of a store, memory-mapped read-only (``(n, d)`` float32)."""
-    return np.load(Path(path), mmap_mode="r")
+    try:
+        return np.load(Path(path), mmap_mode="r")
+    except (ValueError, EOFError, OSError) as exc:
+        raise corrupt_store(path, str(exc)) from exc
 
 
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
@@ -119,10 +130,13 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _header(fh) -> tuple[tuple[int, ...], bool, np.dtype]:
-    version = np.lib.format.read_magic(fh)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(fh)
-    return np.lib.format.read_array_header_2_0(fh)
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(fh)
+        return np.lib.format.read_array_header_2_0(fh)
+    except (ValueError, EOFError) as exc:
+        raise corrupt_store(fh.name, str(exc)) from exc
 
 
 def store_shape(path: str | os.PathLike) -> tuple[int, int]:
@@ -170,7 +184,7 @@ def iter_blocks(feats: str | os.PathLike | np.ndarray, chunk: int | None = None
                 m = min(chunk, n - s)
                 block = np.fromfile(fh, dtype=dtype, count=m * d)
                 if block.size != m * d:
-                    raise ValueError(f"{feats}: file is truncated")
+                    raise corrupt_store(feats, f"{n} rows announced, file ends in row {s + block.size // d}")
                 yield s, block.reshape(m, d).astype(np.float64)
         return
     arr = np.asarray(feats)
@@ -201,7 +215,7 @@ def pairwise_inner(probe_feats: np.ndarray | str | os.PathLike,
     Probe norms: :func:`feature_norms`.
     """
     if isinstance(probe_feats, (str, os.PathLike)):
-        probe_feats = np.load(probe_feats)
+        probe_feats = np.array(open_features(probe_feats))
     probes = np.asarray(probe_feats, dtype=np.float64)
     if probes.ndim != 2:
         raise ValueError(f"probe features must be 2-D (P, d), got shape {probes.shape}")

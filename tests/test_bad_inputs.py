@@ -1,0 +1,167 @@
+"""Bad inputs stop early with one clear line naming the file:line or the config key."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from swift_study.checks import check_arch, check_device, check_local_model, startup_checks
+from swift_study.config import validate_config
+from swift_study.errors import ConfigError, DataError, SwiftStudyError
+from swift_study.gradients import FeatureStore, open_features, pairwise_inner
+from swift_study.records import read_jsonl
+from swift_study.suite import build_suite
+
+REPO = Path(__file__).resolve().parents[1]
+GOOD = {"id": "u1:qa", "query_id": "u1", "task": "add", "lang": "en", "format": "qa", "prompt": "1+1?\n",
+        "response": "Answer: 2", "answer": "2", "split": "eval"}
+
+
+def _cfg(tiny_config, **suite):
+    return validate_config(dict(tiny_config, suite=dict(tiny_config["suite"], **suite)))
+
+
+def _write(path, lines: list[str] | bytes):
+    path.write_bytes(lines if isinstance(lines, bytes) else "".join(l + "\n" for l in lines).encode("utf-8"))
+    return path
+
+
+def test_response_without_final_answer_line(tmp_path):
+    bad = _write(tmp_path / "u.jsonl", [json.dumps(GOOD), json.dumps(dict(GOOD, id="u2:qa", response="2"))])
+    with pytest.raises(DataError, match=r"u.jsonl:2: response must end with the final-answer line"):
+        read_jsonl(bad)
+
+
+def test_empty_user_file(tmp_path, tiny_config):
+    empty = _write(tmp_path / "empty.jsonl", [])
+    with pytest.raises(DataError, match=r"empty.jsonl: no records"):
+        build_suite(_cfg(tiny_config, user_data=[str(empty)]))
+
+
+def test_non_utf8_bytes(tmp_path):
+    bad = _write(tmp_path / "latin.jsonl", json.dumps(GOOD).encode() + b"\n\xff{}\n")
+    with pytest.raises(DataError, match=r"latin.jsonl:2: not UTF-8 \(byte 0xff at column 1\)"):
+        read_jsonl(bad)
+
+
+def _strategy_module(tmp_path, body: str) -> str:
+    (tmp_path / "bad_strats.py").write_text(body)
+    sys.path.insert(0, str(tmp_path))
+    sys.modules.pop("bad_strats", None)
+    return "bad_strats:s1"
+
+
+def test_strategy_without_answer_line(tmp_path, tiny_config):
+    spec = _strategy_module(tmp_path, "def s1(q, rng):\n    return q.raw + '\\n', q.answer\n")
+    try:
+        with pytest.raises(ConfigError, match=r"strategy 's1': response for query '.+' must end with the final"):
+            startup_checks(_cfg(tiny_config, strategies={"s1": spec}))
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_strategy_that_raises(tmp_path, tiny_config):
+    spec = _strategy_module(tmp_path, "def s1(q, rng):\n    raise RuntimeError('boom')\n")
+    try:
+        with pytest.raises(ConfigError, match=r"strategy 's1' failed on query '.+': RuntimeError: boom"):
+            startup_checks(_cfg(tiny_config, strategies={"s1": spec}))
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_more_probes_than_the_pool(tiny_config):
+    cfg = validate_config(dict(tiny_config, swift=dict(tiny_config["swift"], n_probes=500)))
+    with pytest.raises(ConfigError, match=r"config key swift.n_probes: 500 probes asked but study 'cot' has 12"):
+        startup_checks(cfg)
+
+
+def test_arch_and_device():
+    with pytest.raises(ConfigError, match=r"config key model.arch: hidden_size 30 is not a multiple of num_heads 4"):
+        check_arch({"hidden_size": 30, "num_heads": 4})
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"config key device: cuda requested but torch.cuda.is_available"):
+            check_device("cuda")
+    check_device("cpu")
+
+
+def test_broken_local_model_dirs(tmp_path, tiny_model_dir):
+    with pytest.raises(ConfigError, match=r"no such model directory"):
+        check_local_model(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"has no config.json, no weights .*, no a tokenizer"):
+        check_local_model(tmp_path / "empty")
+    check_local_model(tiny_model_dir)  # a good one passes
+    small = tmp_path / "small"
+    import shutil
+
+    shutil.copytree(tiny_model_dir, small)
+    cfg = json.loads((small / "config.json").read_text())
+    cfg["vocab_size"] = 10
+    (small / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match=r"the tokenizer has \d+ tokens but the model's embedding has 10"):
+        check_local_model(small)
+
+
+def test_missing_model_state_is_never_a_hub_id(tmp_path):
+    from swift_study.modeling import load_model
+
+    with pytest.raises(DataError, match=r"nope: no such model directory"):
+        load_model(tmp_path / "nope")
+
+
+def test_truncated_model_weights(tmp_path, tiny_model_dir):
+    import shutil
+
+    from swift_study.modeling import load_model
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    w = d / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:50])
+    with pytest.raises(DataError, match=r"model.safetensors|m: cannot load the model"):
+        load_model(d)
+
+
+def test_truncated_feature_store(tmp_path):
+    path = tmp_path / "eval.npy"
+    with FeatureStore(path, n=20, d=8, meta={}) as st:
+        st.write(0, np.ones((20, 8), dtype=np.float32))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"eval.npy: truncated or corrupted feature store .*--forcerun state_features"):
+        pairwise_inner(np.ones((2, 8)), path)
+    path.write_bytes(data[:40])
+    with pytest.raises(DataError, match=r"eval.npy: truncated or corrupted feature store"):
+        open_features(path)
+
+
+def test_errors_are_swift_study_errors():
+    assert issubclass(ConfigError, SwiftStudyError) and issubclass(DataError, SwiftStudyError)
+
+
+def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(REPO / "config" / "tiny.yaml"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_bad_user_data_stops_the_workflow_before_any_job(tmp_path):
+    bad = _write(tmp_path / "u.jsonl", [json.dumps(dict(GOOD, response="2"))])
+    over = tmp_path / "over.yaml"
+    over.write_text(f"suite:\n  user_data: ['{bad}']\n")
+    proc = _snakemake(tmp_path, "--configfile", str(over), "--cores", "1", "-n")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"{bad}:1: response must end with the final-answer line" in out
+    assert not (tmp_path / "results-tiny").exists()
+
+
+def test_unlock_needs_no_cores(tmp_path):
+    proc = _snakemake(tmp_path, "--unlock")
+    assert proc.returncode == 0, proc.stderr[-2000:]

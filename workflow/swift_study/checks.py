@@ -1,0 +1,111 @@
+"""Start-up checks: every input the configuration names, checked before the first job.
+
+:func:`startup_checks` runs when Snakemake builds the DAG (``common.smk``), after the
+schema validation of :func:`swift_study.config.validate_config`. Each failure is a
+:class:`~swift_study.errors.SwiftStudyError` whose one-line message names the config
+key or ``file:line`` and the reason, so the run stops before it writes anything.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+TOKENIZER_FILES: tuple[str, ...] = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+WEIGHT_FILES: tuple[str, ...] = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                                 "pytorch_model.bin.index.json")
+
+
+def check_device(device: str) -> None:
+    """``device: cuda`` needs a CUDA device."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("config key device: cuda requested but torch.cuda.is_available() is False")
+
+
+def check_arch(arch: Mapping[str, Any]) -> None:
+    """The tiny model's shape must be one transformers can build."""
+    if int(arch["hidden_size"]) % int(arch["num_heads"]):
+        raise ConfigError(f"config key model.arch: hidden_size {arch['hidden_size']} is not a multiple of "
+                          f"num_heads {arch['num_heads']}")
+
+
+def check_local_model(local_dir: str | Path) -> None:
+    """A local model directory has a config, weights and a tokenizer whose vocabulary fits the embedding."""
+    d = Path(local_dir)
+    key = "config key model.local_dir"
+    if not d.is_dir():
+        raise ConfigError(f"{key}: {d}: no such model directory")
+    missing = []
+    if not (d / "config.json").is_file():
+        missing.append("config.json")
+    if not any((d / f).is_file() for f in WEIGHT_FILES):
+        missing.append("weights (" + " or ".join(WEIGHT_FILES[:3]) + ")")
+    if not any((d / f).is_file() for f in TOKENIZER_FILES):
+        missing.append("a tokenizer (" + " or ".join(TOKENIZER_FILES) + ")")
+    if missing:
+        raise ConfigError(f"{key}: {d} has no " + ", no ".join(missing))
+    try:
+        cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{key}: {d / 'config.json'}: unreadable ({exc})") from exc
+    from .tokenizer import load_tokenizer
+
+    try:
+        tok = load_tokenizer(d)
+    except Exception as exc:  # noqa: BLE001 - any loader failure is reported with the directory
+        raise ConfigError(f"{key}: {d}: the tokenizer does not load ({type(exc).__name__}: {exc})") from exc
+    n_embed = cfg.get("vocab_size")
+    if n_embed is not None and len(tok) > int(n_embed):
+        raise ConfigError(f"{key}: {d}: the tokenizer has {len(tok)} tokens but the model's embedding has "
+                          f"{n_embed} (config.json vocab_size)")
+
+
+def check_user_inputs(cfg: Mapping[str, Any]) -> None:
+    """User data files decode and validate fully; user strategies render a query of every task."""
+    from .formats import format_registry, render
+    from .suite import load_user_records
+    from .tasks import TASKS, generate_queries
+
+    suite = cfg["suite"]
+    load_user_records(suite.get("user_data", []))
+    registry = format_registry(suite.get("strategies"))
+    for name in suite.get("strategies", {}):
+        for task in [t for t in suite["tasks"] if t in TASKS]:
+            for lang in suite["langs"]:
+                q = generate_queries(task, lang, 1, int(cfg["seed"]), (suite.get("difficulty") or {}).get(task))[0]
+                render(q, name, registry, int(cfg["seed"]))
+
+
+def check_probe_pools(cfg: Mapping[str, Any]) -> None:
+    """``swift.n_probes`` fits every study's probe pool (built-in probes plus the user's)."""
+    from .suite import load_user_records, studies_from_config
+    from .tasks import TASKS
+
+    suite = cfg["suite"]
+    user = load_user_records(suite.get("user_data", []))
+    n = int(cfg["swift"]["n_probes"])
+    for study in studies_from_config(cfg):
+        builtin = 0 if suite.get("replace_builtin") else \
+            sum(1 for t in study.in_task if t in TASKS) * len(suite["langs"]) * int(suite["sizes"]["probe"])
+        pool = builtin + sum(1 for r in user if r.split == "probe" and r.format == study.strategy
+                             and r.task in study.in_task)
+        if n > pool:
+            raise ConfigError(f"config key swift.n_probes: {n} probes asked but study {study.name!r} has "
+                              f"{pool} in its probe pool (suite.sizes.probe x languages x in-task tasks)")
+
+
+def startup_checks(cfg: Mapping[str, Any]) -> None:
+    """Every check above, in order of cost (cheap first)."""
+    check_arch(cfg["model"]["arch"])
+    check_device(cfg["device"])
+    check_user_inputs(cfg)
+    check_probe_pools(cfg)
+    if cfg["model"].get("local_dir"):
+        check_local_model(cfg["model"]["local_dir"])
+
