@@ -54,19 +54,16 @@ def _strategy_module(tmp_path, body: str) -> str:
     return "bad_strats:s1"
 
 
-def test_strategy_without_answer_line(tmp_path, tiny_config):
-    spec = _strategy_module(tmp_path, "def s1(q, rng):\n    return q.raw + '\\n', q.answer\n")
+@pytest.mark.parametrize("body,message", [
+    ("def s1(q, rng):\n    return q.raw + '\\n', q.answer\n",
+     r"strategy 's1': response for query '.+' must end with the final"),
+    ("def s1(q, rng):\n    raise RuntimeError('boom')\n",
+     r"strategy 's1' failed on query '.+': RuntimeError: boom"),
+])
+def test_bad_user_strategy(tmp_path, tiny_config, body, message):
+    spec = _strategy_module(tmp_path, body)
     try:
-        with pytest.raises(ConfigError, match=r"strategy 's1': response for query '.+' must end with the final"):
-            startup_checks(_cfg(tiny_config, strategies={"s1": spec}))
-    finally:
-        sys.path.remove(str(tmp_path))
-
-
-def test_strategy_that_raises(tmp_path, tiny_config):
-    spec = _strategy_module(tmp_path, "def s1(q, rng):\n    raise RuntimeError('boom')\n")
-    try:
-        with pytest.raises(ConfigError, match=r"strategy 's1' failed on query '.+': RuntimeError: boom"):
+        with pytest.raises(ConfigError, match=message):
             startup_checks(_cfg(tiny_config, strategies={"s1": spec}))
     finally:
         sys.path.remove(str(tmp_path))
