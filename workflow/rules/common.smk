@@ -1,4 +1,5 @@
-# Shared set-up: config validation, offline environment, path helpers.
+# Shared set-up: config validation and start-up checks, offline environment, constants,
+# wildcard constraints and input/output helper functions (rule files hold rules only).
 import os
 import sys
 from pathlib import Path
@@ -29,9 +30,23 @@ STATES = ["base"] + [f"step-{n}" for n in sorted(config["warmup"]["export_steps"
 LOCAL_MODEL = config["model"]["local_dir"]
 
 
+SWIFT = config["swift"]
+VAL = config["validation"]
+SEEDS = VAL["seeds"]
+if VAL["start_state"] == "last":
+    VAL["start_state"] = STATES[-1]
+if VAL["start_state"] not in STATES:
+    raise WorkflowError(f"config key validation.start_state: {VAL['start_state']!r} is not a model state; "
+                        f"choose one of {STATES} or 'last'")
+# Validation models: B (plain QA), B+<study> (plus strategy data), ctrl+<study> (plus as much extra QA).
+VAL_MODELS = ["B"] + [f"B+{s}" for s in STUDIES] + [f"ctrl+{s}" for s in STUDIES]
+
+
 wildcard_constraints:
     state="base|step-[0-9]+",
     study="|".join(STUDIES),
+    vmodel="B|(B|ctrl)\\+(" + "|".join(STUDIES) + ")",
+    seed="[0-9]+",
 
 
 def tokenizer_dir():
@@ -61,6 +76,28 @@ def state_dir(state):
     if state == "base":
         return base_model_dir()
     return f"{R}/model/warmup/states/{state}"
+
+
+def swift_outputs():
+    """Every output of the swift study (`snakemake swift`)."""
+    return (
+        [f"{R}/swift/summary.csv", f"{R}/swift/summary.md"]
+        + expand(f"{R}/figures/swift_{{study}}.{{ext}}", study=STUDIES, ext=["png", "pdf"])
+    )
+
+
+def validation_outputs():
+    """Every output of the validation study (`snakemake validation`)."""
+    return [
+        f"{R}/validation/alignment.csv",
+        f"{R}/validation/validation.csv",
+        f"{R}/validation/generations.csv",
+        f"{R}/validation/costs.csv",
+        f"{R}/figures/alignment.png",
+        f"{R}/figures/alignment.pdf",
+        f"{R}/figures/validation.png",
+        f"{R}/figures/validation.pdf",
+    ]
 
 
 def data_outputs():

@@ -11,7 +11,7 @@ rule generate_suite:
         seed=config["seed"],
         suite=config["suite"],
         studies=config["studies"],
-        out_dir=f"{R}/data",
+        out_dir=lambda wildcards, output: str(Path(output.pretrain).parent),
     log:
         f"{R}/logs/generate_suite.log",
     benchmark:
@@ -19,6 +19,8 @@ rule generate_suite:
     threads: 1
     resources:
         mem_mb=2000,
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/generate_suite.py"
 
@@ -43,5 +45,7 @@ rule study_sets:
     threads: 1
     resources:
         mem_mb=1000,
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/study_sets.py"

@@ -17,6 +17,8 @@ rule train_tokenizer:
     threads: 1
     resources:
         mem_mb=2000,
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/train_tokenizer.py"
 
@@ -41,6 +43,8 @@ rule pretrain:
     threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
     resources:
         mem_mb=4000,
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/pretrain.py"
 
@@ -66,6 +70,8 @@ rule warmup:
     threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
     resources:
         mem_mb=4000,
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/warmup.py"
 
@@ -87,5 +93,7 @@ rule state_accuracy:
     threads: 1
     resources:
         mem_mb=1000,
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/state_accuracy.py"

@@ -25,5 +25,7 @@ rule report:
     benchmark:
         f"{R}/benchmarks/report.tsv"
     threads: 1
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/report.py"

@@ -2,16 +2,6 @@
 # One job per model state computes the gradient features of the eval set and of
 # every study's probes; scoring a study reads them for all states.
 
-SWIFT = config["swift"]
-
-
-def swift_outputs():
-    return (
-        [f"{R}/swift/summary.csv", f"{R}/swift/summary.md"]
-        + expand(f"{R}/figures/swift_{{study}}.{{ext}}", study=STUDIES, ext=["png", "pdf"])
-    )
-
-
 rule state_features:
     """Gradient features of one model state: every eval example and every study's probes
     (one job per state, so the model is loaded and the libraries imported once)."""
@@ -43,6 +33,8 @@ rule state_features:
     threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
     resources:
         mem_mb=4000,
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/state_features.py"
 
@@ -71,6 +63,8 @@ rule score_study:
     threads: 1
     resources:
         mem_mb=2000,
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/score_study.py"
 
@@ -86,6 +80,8 @@ rule swift_summary:
     benchmark:
         f"{R}/benchmarks/swift_summary.tsv"
     threads: 1
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/swift_summary.py"
 
@@ -104,6 +100,8 @@ rule swift_figure:
     benchmark:
         f"{R}/benchmarks/swift_figure/{{study}}.tsv"
     threads: 1
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/swift_figure.py"
 

@@ -1,40 +1,6 @@
 # The validation study: fine-tune with and without each strategy dataset, evaluate
 # with lm-evaluation-harness, and measure how well the swift study predicted it.
 
-VAL = config["validation"]
-SEEDS = VAL["seeds"]
-TASKS = config["suite"]["tasks"]
-if VAL["start_state"] == "last":
-    VAL["start_state"] = STATES[-1]
-if VAL["start_state"] not in STATES:
-    raise WorkflowError(f"config key validation.start_state: {VAL['start_state']!r} is not a model state; "
-                        f"choose one of {STATES} or 'last'")
-# Models: B (plain QA), B+<study> (plus strategy data), ctrl+<study> (plus as much extra QA).
-VAL_MODELS = ["B"] + [f"B+{s}" for s in STUDIES] + [f"ctrl+{s}" for s in STUDIES]
-
-
-wildcard_constraints:
-    vmodel="B|(B|ctrl)\\+(" + "|".join(STUDIES) + ")",
-    seed="[0-9]+",
-
-
-def validation_outputs():
-    return [
-        f"{R}/validation/alignment.csv",
-        f"{R}/validation/validation.csv",
-        f"{R}/validation/generations.csv",
-        f"{R}/validation/costs.csv",
-        f"{R}/figures/alignment.png",
-        f"{R}/figures/alignment.pdf",
-        f"{R}/figures/validation.png",
-        f"{R}/figures/validation.pdf",
-    ]
-
-
-def eval_samples(name):
-    return f"{R}/eval/{name}/samples.jsonl"
-
-
 rule validation_data:
     input:
         qa=f"{R}/data/train/qa.jsonl",
@@ -52,6 +18,8 @@ rule validation_data:
     benchmark:
         f"{R}/benchmarks/validation/validation_data/{{vmodel}}.tsv"
     threads: 1
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/validation_data.py"
 
@@ -84,6 +52,8 @@ rule finetune:
     threads: 1  # tiny models: two 1-thread jobs beat one 2-thread job
     resources:
         mem_mb=4000,
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/finetune.py"
 
@@ -103,6 +73,8 @@ rule lmeval_tasks:
     benchmark:
         f"{R}/benchmarks/lmeval_tasks.tsv"
     threads: 1
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/lmeval_tasks.py"
 
@@ -127,6 +99,8 @@ rule evaluate:
     threads: 1
     resources:
         mem_mb=4000,
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -151,7 +125,7 @@ rule alignment:
         studies=config["studies"],
         models=VAL_MODELS,
         seeds=SEEDS,
-        eval_dir=f"{R}/eval",
+        eval_dir=lambda wildcards, input: str(Path(input.samples[0]).parent.parent),
         bootstrap=VAL["bootstrap"],
         n_perm=VAL["n_perm"],
         metric=VAL["metric"],
@@ -163,6 +137,8 @@ rule alignment:
     benchmark:
         f"{R}/benchmarks/alignment.tsv"
     threads: 1
+    conda:
+        "../../envs/swift.yaml"
     script:
         "../scripts/alignment.py"
 
