@@ -90,7 +90,7 @@ def test_broken_local_model_dirs(tmp_path, tiny_model_dir):
     with pytest.raises(ConfigError, match=r"no such model directory"):
         check_local_model(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match=r"has no config.json, no weights .*, no a tokenizer"):
+    with pytest.raises(ConfigError, match=r"has no config.json, no weights .*, no tokenizer files"):
         check_local_model(tmp_path / "empty")
     check_local_model(tiny_model_dir)  # a good one passes
     small = tmp_path / "small"

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .errors import ConfigError
+from .records import Record
 
 TOKENIZER_FILES: tuple[str, ...] = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
 WEIGHT_FILES: tuple[str, ...] = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -47,7 +48,7 @@ def check_local_model(local_dir: str | Path) -> None:
     if not any((d / f).is_file() for f in WEIGHT_FILES):
         missing.append("weights (" + " or ".join(WEIGHT_FILES[:3]) + ")")
     if not any((d / f).is_file() for f in TOKENIZER_FILES):
-        missing.append("a tokenizer (" + " or ".join(TOKENIZER_FILES) + ")")
+        missing.append("tokenizer files (" + " or ".join(TOKENIZER_FILES) + ")")
     if missing:
         raise ConfigError(f"{key}: {d} has no " + ", no ".join(missing))
     try:
@@ -66,14 +67,12 @@ def check_local_model(local_dir: str | Path) -> None:
                           f"{n_embed} (config.json vocab_size)")
 
 
-def check_user_inputs(cfg: Mapping[str, Any]) -> None:
-    """User data files decode and validate fully; user strategies render a query of every task."""
+def check_user_strategies(cfg: Mapping[str, Any]) -> None:
+    """User strategies render one query of every built-in task and language, ending with the answer line."""
     from .formats import format_registry, render
-    from .suite import load_user_records
     from .tasks import TASKS, generate_queries
 
     suite = cfg["suite"]
-    load_user_records(suite.get("user_data", []))
     registry = format_registry(suite.get("strategies"))
     for name in suite.get("strategies", {}):
         for task in [t for t in suite["tasks"] if t in TASKS]:
@@ -82,13 +81,12 @@ def check_user_inputs(cfg: Mapping[str, Any]) -> None:
                 render(q, name, registry, int(cfg["seed"]))
 
 
-def check_probe_pools(cfg: Mapping[str, Any]) -> None:
-    """``swift.n_probes`` fits every study's probe pool (built-in probes plus the user's)."""
-    from .suite import load_user_records, studies_from_config
+def check_probe_pools(cfg: Mapping[str, Any], user: Sequence[Record]) -> None:
+    """``swift.n_probes`` fits every study's probe pool (built-in probes plus the ``user`` records)."""
+    from .suite import studies_from_config
     from .tasks import TASKS
 
     suite = cfg["suite"]
-    user = load_user_records(suite.get("user_data", []))
     n = int(cfg["swift"]["n_probes"])
     for study in studies_from_config(cfg):
         builtin = 0 if suite.get("replace_builtin") else \
@@ -102,10 +100,13 @@ def check_probe_pools(cfg: Mapping[str, Any]) -> None:
 
 def startup_checks(cfg: Mapping[str, Any]) -> None:
     """Every check above, in order of cost (cheap first)."""
+    from .suite import load_user_records
+
     check_arch(cfg["model"]["arch"])
     check_device(cfg["device"])
-    check_user_inputs(cfg)
-    check_probe_pools(cfg)
+    user = load_user_records(cfg["suite"].get("user_data", []))  # every line of every file validated
+    check_user_strategies(cfg)
+    check_probe_pools(cfg, user)
     if cfg["model"].get("local_dir"):
         check_local_model(cfg["model"]["local_dir"])
 
