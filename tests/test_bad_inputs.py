@@ -162,3 +162,17 @@ def test_bad_user_data_stops_the_workflow_before_any_job(tmp_path):
 def test_unlock_needs_no_cores(tmp_path):
     proc = _snakemake(tmp_path, "--unlock")
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_max_length_shorter_than_the_examples(tiny_model_dir, tmp_path):
+    from swift_study.finetune import TrainArgs, check_lengths, train
+    from swift_study.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tiny_model_dir)
+    examples = [{"prompt": "12加3等于多少？\n", "completion": "答案：15"}] * 3
+    check_lengths(tok, examples, 64)  # fits
+    with pytest.raises(ConfigError, match=r"config key model.max_length: 4 tokens, but the longest training "
+                                          r"example has \d+ and 3 of 3 would be cut"):
+        train(tiny_model_dir, tok, examples, tmp_path / "out", TrainArgs(max_length=4, device="cpu"),
+              work_dir=tmp_path / "work")
+    assert not (tmp_path / "out").exists()

@@ -375,6 +375,7 @@ def train(model_dir: Path | None, tokenizer, examples: list[dict], out_dir: Path
     states_dir = work_dir / STATES_DIRNAME
     for stale in out_dir.parent.glob(f".{out_dir.name}.tmp-*") if out_dir.parent.exists() else []:
         shutil.rmtree(stale, ignore_errors=True)  # left by a killed run
+    check_lengths(tokenizer, examples, args.max_length)
     _check_work_dir(work_dir, _fingerprint(model_dir, init_model, examples, args), logf)
 
     import datasets as hf_datasets
@@ -512,6 +513,21 @@ def train(model_dir: Path | None, tokenizer, examples: list[dict], out_dir: Path
     logf(f"wrote {out_dir} ({state.global_step} steps, final loss {summary['final_loss']}, "
          f"{summary['wall_s']:.1f} s)")
     return out_dir
+
+
+def check_lengths(tokenizer, examples: Sequence[Mapping[str, Any]], max_length: int) -> None:
+    """Stop, naming ``model.max_length``, when any example (with the EOS trl appends) is longer.
+
+    trl would silently cut such examples (or drop those whose prompt fills the limit).
+    """
+    texts = [ex["text"] if "text" in ex else ex["prompt"] + ex["completion"] for ex in examples]
+    lengths = [len(ids) + 1 for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
+    cut = sum(n > max_length for n in lengths)
+    if cut:
+        from .errors import ConfigError
+
+        raise ConfigError(f"config key model.max_length: {max_length} tokens, but the longest training example "
+                          f"has {max(lengths)} and {cut} of {len(lengths)} would be cut")
 
 
 def _fingerprint(model_dir, init_model, examples, args: TrainArgs) -> str:
