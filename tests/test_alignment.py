@@ -194,3 +194,10 @@ def test_cost_table(tmp_path):
     assert t.loc["speedup", "cpu_s"] == pytest.approx(600 / 20)
     t0 = cost_table([], val).set_index("side")
     assert math.isnan(t0.loc["speedup", "wall_s"])
+
+
+def test_tiny_predictions_keep_their_sign():
+    # learning-rate-weighted inflows can be far below float epsilon around 1
+    t = alignment_table([dict(relinf=float("nan"), prediction=1e-18, delta=0.1),
+                         dict(relinf=float("nan"), prediction=-1e-18, delta=0.1)])
+    assert list(t["sign_swift"]) == [1.0, -1.0] and list(t["agree"]) == [1.0, 0.0]

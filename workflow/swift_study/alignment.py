@@ -169,12 +169,16 @@ def sign(x: float) -> float:
     return float(np.sign(x))
 
 
-def agrees(relinf: float, delta_value: float) -> float:
-    """``1.0`` if ``sign(relinf - 1) == sign(delta)``, ``0.0`` if not, NaN if either is NaN."""
-    a, b = sign(float(relinf) - 1.0), sign(delta_value)
+def same_sign(a: float, b: float) -> float:
+    """``1.0`` if signs ``a`` and ``b`` (from :func:`sign`) are equal, ``0.0`` if not, NaN if either is NaN."""
     if math.isnan(a) or math.isnan(b):
         return float("nan")
     return float(a == b)
+
+
+def agrees(relinf: float, delta_value: float) -> float:
+    """``1.0`` if ``sign(relinf - 1) == sign(delta)``, ``0.0`` if not, NaN if either is NaN."""
+    return same_sign(sign(float(relinf) - 1.0), sign(delta_value))
 
 
 ALIGN_COLUMNS: tuple[str, ...] = (
@@ -219,10 +223,10 @@ def alignment_table(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.Data
     df["prediction"] = pd.to_numeric(df["prediction"], errors="coerce").astype(np.float64)
     df["delta"] = pd.to_numeric(df["delta"], errors="coerce").astype(np.float64)
     df["unstable"] = df["unstable"].fillna(False).astype(bool)
-    as_relinf = df["prediction"] + 1.0 if has_prediction else df["relinf"]  # agrees() compares with 1
-    df["sign_swift"] = [sign(r - 1.0) for r in as_relinf]
+    df["sign_swift"] = ([sign(p) for p in df["prediction"]] if has_prediction
+                        else [sign(r - 1.0) for r in df["relinf"]])
     df["sign_validation"] = [sign(d) for d in df["delta"]]
-    df["agree"] = [agrees(r, d) for r, d in zip(as_relinf, df["delta"])]
+    df["agree"] = [same_sign(a, b) for a, b in zip(df["sign_swift"], df["sign_validation"])]
     rest = [c for c in df.columns if c not in ALIGN_COLUMNS]
     return df[list(ALIGN_COLUMNS) + rest].reset_index(drop=True)
 
