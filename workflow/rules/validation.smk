@@ -40,7 +40,7 @@ rule finetune:
         samples=f"{R}/eval/{{vmodel}}_seed-{{seed}}/samples.jsonl",
     params:
         start_dir=state_dir(VAL["start_state"]),
-        train=VAL,
+        train={k: VAL[k] for k in ("method", "learning_rate", "num_epochs", "batch_size", "lora")},
         eval=VAL["eval"],
         max_length=config["model"]["max_length"],
         device=config["device"],
