@@ -14,7 +14,11 @@ the per-example backward loop (``engine="loop"``, same args) and of the floor
 engine's chunk size, pre-tokenized), then ``engine/floor`` (time ratio, goal
 <= 1.5) and ``loop/engine`` (time ratio, goal >= 5), then the peak RSS of
 scoring (featurize an eval set into a feature store + ``pairwise_inner`` against
-32 probes) with 1x and 10x eval examples, each measured in a fresh subprocess.
+32 probes) with 1x and 10x eval examples, each measured in a fresh subprocess,
+then the fidelity lines: Pearson and Spearman of the default features' probe x eval
+scalar projections against exact all-parameter gradients, on the model states of a
+finished run (``--results``, default ``results/`` after ``make run``) or, without one,
+on the benchmark model after ``--train-steps`` training steps (never random init).
 Timings are medians over ``--repeats`` interleaved repeats after a warm-up, with
 ``torch.set_num_threads(2)``. On a busy machine pass ``--omp-passive`` (see below).
 The floor and the engine run on the same length-sorted batches; the engine
@@ -405,6 +409,104 @@ def subset_study(model, tok, n_probes: int, n_eval: int, train_steps: int) -> No
                   f"{len(evals) / dt:7.1f}")
 
 
+# ------------------------------------------------------------------------------ fidelity
+
+def _jsonl_pairs(path: Path, n: int, seed: int) -> list[tuple[str, str]]:
+    import json
+
+    rows = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    random.Random(seed).shuffle(rows)
+    return [(r["prompt"], r["response"]) for r in rows[:n]]
+
+
+def pipeline_states(results: Path) -> list[tuple[str, Path]]:
+    """The model states of a finished run under ``results`` (base first), if any."""
+    states = [("base", results / "model" / "base")]
+    root = results / "model" / "warmup" / "states"
+    if root.is_dir():
+        states += sorted(((d.name, d) for d in root.iterdir() if (d / "config.json").exists()),
+                         key=lambda x: int(x[0].split("-")[-1]) if x[0].split("-")[-1].isdigit() else 0)
+    return [(n, d) for n, d in states if (d / "config.json").exists()]
+
+
+def bench_fidelity(results: Path | None, model, tok, n_probes: int = 16, n_eval: int = 128,
+                   train_steps: int = 300) -> None:
+    """Pearson/Spearman of the default features' probe x eval scalar projections against
+    exact all-parameter per-example gradients, on trained model states.
+
+    With a finished run under ``results`` (``make run``): its model states, its probes
+    (half plain QA, half the first strategy's format) and plain-QA evals. Without: the
+    benchmark model after ``train_steps`` AdamW steps on synthetic QA.
+    """
+    from scipy.stats import spearmanr
+
+    from swift_study.gradients import GradientArgs, featurize
+
+    args = GradientArgs(device="cpu")
+    label = f"{args.projection} k={args.proj_factor_dim} d={args.proj_dim}"
+    states = pipeline_states(results) if results is not None else []
+    if states:
+        data = results / "data"
+        strategies = sorted(p.stem for p in (data / "probe_pool").glob("*.jsonl") if p.stem != "qa")
+        probes = _jsonl_pairs(data / "probe_pool" / "qa.jsonl", n_probes // 2, 1)
+        if strategies:
+            probes += _jsonl_pairs(data / "probe_pool" / f"{strategies[0]}.jsonl", n_probes - len(probes), 2)
+        evals = _jsonl_pairs(data / "eval" / "qa.jsonl", n_eval, 3)
+        tok_dir = results / "model" / "tokenizer"
+        source = f"states of {results}"
+    else:
+        probes = [(p, r) for p, r in synthetic_pairs(4 * n_probes, 11) if "一步" in r][:n_probes]
+        evals = [(p, r) for p, r in synthetic_pairs(4 * n_eval, 12) if "一步" not in r][:n_eval]
+        t = time.perf_counter()
+        losses = train_briefly(model, tok, synthetic_pairs(3000, 99), train_steps)
+        states = [(f"benchmark model trained {train_steps} steps (loss {losses[0]:.2f} -> "
+                   f"{np.mean(losses[-10:]):.2f}, {time.perf_counter() - t:.0f} s)", None)]
+        source = "no finished run (give --results DIR after `make run` for the pipeline's states)"
+    from swift_study.encoding import per_example_loss
+    from swift_study.gradients.engine import _batches
+
+    configs = [("default: " + label, {}),
+               ("mixed k=64 d=16384", dict(projection="mixed", proj_factor_dim=64, proj_dim=16384)),
+               ("kron k=16 (the old default)", dict(projection="kron", proj_factor_dim=16))]
+    print(f"fidelity against exact all-parameter gradients, {len(probes)} probes (first half "
+          f"plain QA) x {len(evals)} evals, scalar projections; {source}. engine/floor: "
+          f"featurize of the evals vs one batched forward+backward on the same batches "
+          f"(median of 3, interleaved):")
+    for name, state_dir in states:
+        if state_dir is not None:
+            model, tok = load(state_dir, tok_dir)
+        ref, _ = _reference(model, tok, probes, evals)
+        batches = [b for _, b in _batches(tok, evals, args)]
+
+        def floor():
+            for b in batches:
+                model.zero_grad(set_to_none=True)
+                per_example_loss(model(input_ids=b.input_ids, use_cache=False).logits,
+                                 b.labels).sum().backward()
+            model.zero_grad(set_to_none=True)
+
+        floor()
+        for cname, kw in configs:
+            cargs = GradientArgs(device="cpu", **kw)
+            pf = featurize(model, tok, probes, cargs, progress=False)
+            ts, tf = [], []
+            for _ in range(3):
+                tf += _median_time(floor, 1)
+                t = time.perf_counter()
+                ef = featurize(model, tok, evals, cargs, progress=False)
+                ts.append(time.perf_counter() - t)
+            sc = _scores(pf, ef)
+            h = len(probes) // 2
+            r = np.corrcoef(sc.ravel(), ref.ravel())[0, 1]
+            rho = spearmanr(sc.ravel(), ref.ravel()).statistic
+            r_qa = np.corrcoef(sc[:h].ravel(), ref[:h].ravel())[0, 1]
+            r_st = np.corrcoef(sc[h:].ravel(), ref[h:].ravel())[0, 1]
+            print(f"fidelity [{name}] {cname}: Pearson {r:.3f} (plain-QA probes {r_qa:.3f}, "
+                  f"strategy probes {r_st:.3f})  Spearman {rho:.3f}  engine/floor "
+                  f"{statistics.median(ts) / statistics.median(tf):.2f}  (goals: Pearson >= 0.95, "
+                  f"engine/floor <= 1.5)")
+
+
 # ------------------------------------------------------------------------------ main
 
 def main(argv=None) -> None:
@@ -418,6 +520,9 @@ def main(argv=None) -> None:
     ap.add_argument("--omp-passive", action="store_true",
                     help="OMP_WAIT_POLICY=PASSIVE (robust timings on a busy machine)")
     ap.add_argument("--train-steps", type=int, default=300)
+    ap.add_argument("--results", default="results",
+                    help="a finished run whose model states the fidelity line uses (default: results)")
+    ap.add_argument("--no-fidelity", action="store_true", help="skip the fidelity lines")
     ap.add_argument("--_mem-worker", type=int, dest="mem_worker", help=argparse.SUPPRESS)
     ap.add_argument("--_workdir", dest="workdir", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -448,6 +553,10 @@ def main(argv=None) -> None:
             return
         bench_speed(model, tok, synthetic_pairs(a.n, 2024), a.repeats, a.n_loop)
         bench_memory(model_dir, tok_dir, a.n)
+        if not a.no_fidelity:
+            results = Path(a.results)
+            bench_fidelity(results if pipeline_states(results) else None, model, tok,
+                           train_steps=a.train_steps)
 
 
 if __name__ == "__main__":

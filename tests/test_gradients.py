@@ -15,7 +15,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from swift_study.encoding import collate  # noqa: E402
 from swift_study.gradients import (  # noqa: E402
-    AdamState, FeatureStore, GradientArgs, IdentityProjector, KronProjector, SketchProjector,
+    AdamState, FeatureStore, GradientArgs, IdentityProjector, KronProjector, MixedProjector,
+    SketchProjector,
     adam_precondition, feature_dim, feature_norms, featurize, open_features, pairwise_inner,
     per_example_features_fast, per_example_grads_exact, per_example_grads_loop, read_meta,
     select_parameters,
@@ -240,6 +241,37 @@ def test_fast_kron_equals_projected_exact(model, batch):
     _assert_rows_close(per_example_features_fast(model, batch, sub, kp), ref)
     sk = SketchProjector(sub.shapes, dim=64, seed=5)
     _assert_rows_close(per_example_features_fast(model, batch, sub, sk), sk.project(exact))
+
+
+def test_fast_mixed_equals_projected_exact_with_tied_embedding(model, batch):
+    # the default projection: CountSketch of the (tied) embedding, Kronecker elsewhere
+    sub = select_parameters(model, "linear_embed")
+    emb = [e.weight for e in sub.embeddings]
+    assert emb, "the subset should hold the embedding"
+    mp = MixedProjector(sub.shapes, emb, k=8, dim=128, seed=4)
+    assert mp.route(emb[0])[0] == "sketch" and mp.dim == 128
+    exact = per_example_grads_exact(model, batch, sub.names)
+    ref = mp.project(exact)
+    assert ref.shape == (batch.input_ids.shape[0], 128)
+    _assert_rows_close(per_example_features_fast(model, batch, sub, mp), ref)
+    # = one CountSketch of the embedding gradients and the linears' Kronecker block
+    kron = mp.kron.project({n: exact[n] for n in mp.kron.names})
+    _assert_rows_close(ref, mp.sketch.project({**{n: exact[n] for n in emb}, mp.KRON: kron}))
+
+
+def test_sketch_with_factored_signs_is_unbiased():
+    torch.manual_seed(1)
+    g, h = torch.randn(1, 40, 30), torch.randn(1, 40, 30)
+    h = 0.5 * g + h
+    exact = float((g * h).sum())
+    est = []
+    for s in range(300):
+        sk = SketchProjector({"w": (40, 30)}, dim=64, seed=s)
+        est.append(float(sk.project({"w": g}) @ sk.project({"w": h}).T))
+    assert abs(np.mean(est) - exact) < 4 * np.std(est) / np.sqrt(len(est))
+    # every sign is +-1 and rows/columns really differ between seeds
+    s_out, s_in = SketchProjector({"w": (40, 30)}, dim=64, seed=0).sign_factors("w")
+    assert set(s_out.tolist()) == {-1.0, 1.0} and set(s_in.tolist()) == {-1.0, 1.0}
 
 
 def test_featurize_engines_agree(model, tok):

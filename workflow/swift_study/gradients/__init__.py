@@ -16,7 +16,7 @@ Public API::
     per_example_grads_exact(model, batch, names) / per_example_grads_loop(model, batch, names)
         -> {name: (B, *shape)}
     per_example_features_fast(model, batch, subset, projector, transform=None) -> (B, d)
-    KronProjector / SketchProjector / IdentityProjector / make_projector(kind, shapes, ...)
+    MixedProjector / KronProjector / SketchProjector / IdentityProjector / make_projector(kind, shapes, ...)
     AdamState(moments, step, betas, eps) / AdamState.from_optimizer(opt, model) /
     adam_precondition(grads, moments, step, betas, eps) -> {name: (B, *shape)}
 
@@ -33,7 +33,8 @@ from .exact import eager_attention, per_example_grads_exact
 from .fast import per_example_features_fast
 from .loop import per_example_grads_loop
 from .params import SUBSETS, EmbeddingSpec, LinearSpec, ParamSubset, select_parameters
-from .projection import (PROJECTIONS, AdamState, IdentityProjector, KronProjector, Projector,
+from .projection import (PROJECTIONS, AdamState, IdentityProjector, KronProjector, MixedProjector,
+                         Projector,
                          SketchProjector, adam_precondition, make_projector, stable_seed)
 from .store import (FeatureStore, feature_norms, iter_blocks, open_features, pairwise_inner,
                     read_meta, sidecar_path, store_shape)
@@ -41,7 +42,7 @@ from .store import (FeatureStore, feature_norms, iter_blocks, open_features, pai
 __all__ = [
     "AdamState", "DEFAULT_SUBSET", "ENGINES", "EmbeddingSpec", "FeatureStore", "GradientArgs",
     "IdentityProjector", "KronProjector", "LinearSpec", "PROJECTIONS", "ParamSubset",
-    "Projector", "SUBSETS", "SketchProjector", "adam_precondition", "build_projector",
+    "MixedProjector", "Projector", "SUBSETS", "SketchProjector", "adam_precondition", "build_projector",
     "eager_attention", "feature_dim", "feature_norms", "featurize", "make_projector",
     "open_features", "pairwise_inner", "per_example_features_fast", "per_example_grads_exact",
     "per_example_grads_loop", "read_meta", "resolve_subset", "select_parameters",

@@ -26,8 +26,11 @@ How it stays at (in fact below) the cost of one forward+backward:
 * each output-gradient hook reduces ``dY`` to ``dY P_out`` by one batched matmul and
   contracts per example: ``(dY_i P_out)^T (X_i P_in)`` (``(B, k, k)``, LoGra), or
   ``dY_i^T X_i`` (``(B, out, in)``) when full per-layer gradients are needed
-  (``projection`` ``none``/``sketch``, Adam preconditioning); memory then holds one
-  layer's per-example gradients at a time (a tied parameter's until its last use).
+  (``projection`` ``none``/``sketch``, the embeddings of ``mixed``, Adam
+  preconditioning); a sketch's factored +-1 signs are applied to ``X`` and ``dY``
+  first. Memory then holds one layer's per-example gradients at a time (a tied
+  parameter's until its last use). Each projector says per parameter which way
+  (:meth:`~.projection.Projector.route`).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from torch import nn
 from ..encoding import IGNORE_INDEX, EncodedBatch, per_example_loss
 from .exact import eval_mode
 from .params import ParamSubset, _output_head
-from .projection import KronProjector, Projector
+from .projection import Projector
 
 Transform = Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
 
@@ -151,12 +154,19 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
     ids = batch.input_ids.to(device)
     labels = batch.labels.to(device)
     bsz = ids.shape[0]
-    feats = torch.zeros(bsz, projector.dim, dtype=torch.float32, device=device)
-    factored = isinstance(projector, KronProjector) and transform is None
+    feats = torch.zeros(bsz, projector.work_dim, dtype=torch.float32, device=device)
     root = torch.zeros((), dtype=torch.float32, device=device, requires_grad=True)
-    slices = getattr(projector, "slices", None)
     head = _output_head(model)
     gather = _ResponseGather(labels) if (response_logits_only and head is not None) else None
+
+    def route(name: str | None) -> tuple[str | None, Projector, slice]:
+        """kron: project inputs/output-gradients by the factors; sketch: sign them by
+        the factored +-1 signs; dense: materialise the gradient (and transform it)."""
+        if name is None:
+            return None, projector, slice(None)
+        if transform is not None:
+            return "dense", projector, slice(None)
+        return projector.route(name)
 
     # A parameter used more than once in the forward (a tied embedding, a reused
     # module) is summed over its uses before it is transformed and projected.
@@ -165,6 +175,10 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
     pending: dict[str, torch.Tensor] = {}
 
     def finish(name: str, g: torch.Tensor) -> None:
+        mode, part, cols = route(name)
+        if mode == "sketch":  # g already carries its signs
+            part.add_signed_into(feats[:, cols], name, g)
+            return
         if transform is not None:
             g = transform({name: g})[name]
         projector.add_into(feats, name, g)
@@ -176,9 +190,6 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
         else:
             finish(name, g)
 
-    def kron_factors(name):
-        return projector.factors(name, device) if name is not None else (None, None)
-
     def attach(output: torch.Tensor, on_grad) -> torch.Tensor | None:
         changed = False
         if not output.requires_grad:
@@ -189,11 +200,17 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
 
     def linear_hook(spec):
         w_name, b_name = spec.weight, spec.bias
-        if factored:
-            p_out, p_in = kron_factors(w_name)
-            pb_out = kron_factors(b_name)[0]
-            w_sl = slices[w_name] if w_name else None
-            b_sl = slices[b_name] if b_name else None
+        w_mode, w_part, w_cols = route(w_name)
+        b_mode, b_part, b_cols = route(b_name)
+        if w_mode == "kron":
+            p_out, p_in = w_part.factors(w_name, device)
+        elif w_mode == "sketch":
+            ws_out, ws_in = w_part.sign_factors(w_name, device)
+        if b_mode == "kron":
+            pb_out = b_part.factors(b_name, device)[0]
+        elif b_mode == "sketch":
+            bs_out, bs_in = b_part.sign_factors(b_name, device)
+            b_sign = bs_out * bs_in[0]
 
         def hook(module, args, kwargs, output):
             uses.update(n for n in (w_name, b_name) if n is not None)
@@ -204,9 +221,11 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
                 x = x.reshape(-1, x.shape[-1]) if segmented else x.reshape(bsz, -1, x.shape[-1])
                 if x.dtype != torch.float32:
                     x = x.float()
-                if factored and p_in is not None:
+                if w_mode == "kron" and p_in is not None:
                     with torch.autocast(device.type, enabled=False):  # our math stays fp32
                         xp = x @ p_in
+                elif w_mode == "sketch":
+                    xp = x * ws_in
                 else:
                     xp = x
                 if segmented:  # project the N gathered rows first, then re-pad per example
@@ -216,40 +235,46 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
                 d = dy.reshape(-1, dy.shape[-1]) if segmented else dy.reshape(bsz, -1, dy.shape[-1])
                 if d.dtype != torch.float32:
                     d = d.float()
-                if factored:
-                    if w_name is not None:
+                if w_name is not None:
+                    if w_mode == "kron":
                         dp = d if p_out is None else d @ p_out
-                        if segmented:
-                            dp = gather.unpack(dp)
-                        feats[:, w_sl] += torch.bmm(dp.transpose(1, 2), xp).reshape(bsz, -1)
-                    if b_name is not None:
-                        gb = (torch.zeros(bsz, d.shape[-1], device=d.device).index_add_(
-                            0, gather.b_idx, d) if segmented else d.sum(1))
-                        feats[:, b_sl] += gb if pb_out is None else gb @ pb_out
-                else:
+                    else:
+                        dp = d * ws_out if w_mode == "sketch" else d
                     if segmented:
-                        d = gather.unpack(d)
-                    if w_name is not None:
-                        emit(w_name, torch.bmm(d.transpose(1, 2), xp))  # (B, out, in)
-                    if b_name is not None:
-                        emit(b_name, d.sum(1))
+                        dp = gather.unpack(dp)
+                    gw = torch.bmm(dp.transpose(1, 2), xp)  # (B, out or k_out, in or k_in)
+                    if w_mode == "kron":
+                        feats[:, w_cols] += gw.reshape(bsz, -1)
+                    else:
+                        emit(w_name, gw)
+                if b_name is not None:
+                    gb = (torch.zeros(bsz, d.shape[-1], device=d.device).index_add_(
+                        0, gather.b_idx, d) if segmented else d.sum(1))
+                    if b_mode == "kron":
+                        feats[:, b_cols] += gb if pb_out is None else gb @ pb_out
+                    else:
+                        emit(b_name, gb * b_sign if b_mode == "sketch" else gb)
             return attach(output, on_grad)
         return hook
 
     def embedding_hook(spec):
         name, pad_idx = spec.weight, spec.module.padding_idx
         vocab = spec.module.num_embeddings
-        if factored:
-            p_out, p_in = kron_factors(name)
-            sl = slices[name]
+        mode, part, cols = route(name)
+        if mode == "kron":
+            p_out, p_in = part.factors(name, device)
+        elif mode == "sketch":
+            s_out, s_in = part.sign_factors(name, device)
 
         def hook(module, args, kwargs, output):
             uses[name] += 1
             tok = (args[0] if args else kwargs["input"]).reshape(bsz, -1)
             keep = (tok != pad_idx).unsqueeze(-1) if pad_idx is not None else None
-            if factored:
+            if mode == "kron":
                 rows = (p_out[tok] if p_out is not None
                         else nn.functional.one_hot(tok, vocab).float())   # (B, T, k_out)
+            elif mode == "sketch":
+                tok_sign = s_out[tok].unsqueeze(-1) * s_in   # (B, T, dim): the rows' signs
 
             def on_grad(de: torch.Tensor) -> None:
                 d = de.reshape(bsz, tok.shape[1], -1)
@@ -257,10 +282,12 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
                     d = d.float()
                 if keep is not None:  # autograd gives the padding row no gradient
                     d = d * keep
-                if factored:
+                if mode == "kron":
                     dp = d if p_in is None else d @ p_in
-                    feats[:, sl] += torch.bmm(rows.transpose(1, 2), dp).reshape(bsz, -1)
+                    feats[:, cols] += torch.bmm(rows.transpose(1, 2), dp).reshape(bsz, -1)
                 else:
+                    if mode == "sketch":
+                        d = d * tok_sign
                     g = d.new_zeros(bsz * vocab, d.shape[-1])
                     offs = (torch.arange(bsz, device=tok.device) * vocab).unsqueeze(1)
                     g.index_add_(0, (tok + offs).reshape(-1), d.reshape(-1, d.shape[-1]))
@@ -293,4 +320,4 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
     finally:
         for h in handles:
             h.remove()
-    return feats
+    return projector.finalize(feats)

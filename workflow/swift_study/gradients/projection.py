@@ -16,9 +16,17 @@ ever materialising a ``dim x D`` matrix:
     ``(dY P_out)^T (X P_in)``, see :mod:`.fast`.
 :class:`SketchProjector` (``projection="sketch"``)
     a CountSketch of the concatenated gradient into ``proj_dim`` buckets, for any
-    parameter (embeddings, norms): coordinate ``j`` of parameter ``n`` adds
-    ``s(j) g_j`` to bucket ``h(j)``; ``h``/``s`` seeded from ``(seed, n)``.
-    ``E <Sx, Sy> = <x, y>``.
+    parameter (embeddings, norms): coordinate ``(o, i)`` of parameter ``n`` (viewed
+    as ``out x in``) adds ``s_out(o) s_in(i) g_oi`` to bucket ``h(o, i)``; ``h`` is a
+    uniform hash per coordinate, ``s_out``/``s_in`` are +-1 per row and column, all
+    seeded from ``(seed, n)``. The signs of different coordinates are still pairwise
+    independent, so ``E <Sx, Sy> = <x, y>``; factoring them lets the fast engine apply
+    them to a layer's inputs and output-gradients (a few thousand numbers) instead
+    of to every per-example gradient entry (measured: a third of the sketch's time).
+:class:`MixedProjector` (``projection="mixed"``, the default)
+    Kronecker (``proj_factor_dim``) for the linear layers, then one CountSketch
+    (``proj_dim``) of those blocks together with the embeddings' gradients (a tied
+    output head included), which carry almost all of a trained model's gradient.
 :class:`IdentityProjector` (``projection="none"``)
     flatten and concatenate (exact gradients).
 """
@@ -31,7 +39,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-PROJECTIONS = ("kron", "none", "sketch")
+PROJECTIONS = ("mixed", "kron", "none", "sketch")
 
 
 def stable_seed(*parts: object) -> int:
@@ -66,14 +74,32 @@ class Projector:
         if missing:
             raise ValueError(f"gradient dict lacks parameters {missing[:3]}")
         first = grads[self.names[0]]
-        out = torch.zeros(first.shape[0], self.dim, dtype=torch.float32, device=first.device)
+        out = torch.zeros(first.shape[0], self.work_dim, dtype=torch.float32, device=first.device)
         for n in self.names:
             self.add_into(out, n, grads[n])
-        return out
+        return self.finalize(out)
+
+    @property
+    def work_dim(self) -> int:
+        """Columns of the buffer :meth:`add_into` writes (``dim`` unless a projector
+        reduces in two stages, see :meth:`finalize`)."""
+        return self.dim
+
+    def finalize(self, work: torch.Tensor) -> torch.Tensor:
+        """The ``(B, dim)`` features from the filled ``(B, work_dim)`` buffer."""
+        return work
 
     def describe(self) -> dict:
         """A JSON-able description (kind, dim, parameters)."""
         return {"kind": type(self).__name__, "dim": self.dim}
+
+    def route(self, name: str) -> tuple[str, "Projector", slice]:
+        """How the fast engine may compute parameter ``name``'s contribution:
+        ``("kron", part, cols)`` (``part.factors`` projects inputs and output-gradients),
+        ``("sketch", part, cols)`` (``part.sign_factors`` signs them, then
+        ``part.add_signed_into`` on ``out[:, cols]``) or ``("dense", self, all)``
+        (materialise the per-example gradient and call :meth:`add_into`)."""
+        return "dense", self, slice(None)
 
 
 class _SlicedProjector(Projector):
@@ -161,9 +187,12 @@ class KronProjector(_SlicedProjector):
         return {"kind": "kron", "dim": self.dim, "k": self.k, "seed": self.seed,
                 "factor": self.kind}
 
+    def route(self, name):
+        return "kron", self, self.slices[name]
+
 
 class SketchProjector(Projector):
-    """``projection="sketch"``: a seeded CountSketch into ``dim`` buckets."""
+    """``projection="sketch"``: a seeded CountSketch into ``dim`` buckets (row/column signs)."""
 
     BLOCK = 1 << 22          # coordinates hashed per generator call
     CACHE_LIMIT = 1 << 25    # cache hashes of at most this many coordinates in total
@@ -173,11 +202,13 @@ class SketchProjector(Projector):
             raise ValueError(f"proj_dim must be >= 1, got {dim}")
         self.names = list(shapes)
         self.shapes = {n: tuple(int(s) for s in shapes[n]) for n in self.names}
+        self.dims2d = {n: _as_2d(self.shapes[n]) for n in self.names}
         self.dim, self.seed = int(dim), int(seed)
-        self._cache: dict[tuple[str, str], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._cache: dict[tuple[str, str], list[torch.Tensor]] = {}
+        self._sign_cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self._cached = 0
 
-    def _hashes(self, name: str, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _hashes(self, name: str, device) -> list[torch.Tensor]:
         dev = str(torch.device(device))
         key = (name, dev)
         if key in self._cache:
@@ -185,32 +216,113 @@ class SketchProjector(Projector):
         numel = int(math.prod(self.shapes[name]))
         gen = torch.Generator(device="cpu")
         gen.manual_seed(stable_seed("sketch", self.seed, name))
-        blocks = []
-        for start in range(0, numel, self.BLOCK):
-            n = min(self.BLOCK, numel - start)
-            idx = torch.randint(0, self.dim, (n,), generator=gen)
-            sgn = torch.randint(0, 2, (n,), generator=gen).float().mul_(2).sub_(1)
-            blocks.append((idx.to(dev), sgn.to(dev)))
+        blocks = [torch.randint(0, self.dim, (min(self.BLOCK, numel - start),), generator=gen).to(dev)
+                  for start in range(0, numel, self.BLOCK)]
         if self._cached + numel <= self.CACHE_LIMIT:
             self._cache[key] = blocks
             self._cached += numel
         return blocks
 
-    def add_into(self, out, name, g):
-        flat = g.reshape(g.shape[0], -1).float()
+    def sign_factors(self, name: str, device: torch.device | str = "cpu"
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(s_out (out,), s_in (in,))``: the +-1 signs of parameter ``name``'s rows
+        and columns; coordinate ``(o, i)`` is signed by ``s_out[o] * s_in[i]``."""
+        dev = str(torch.device(device))
+        key = (name, dev)
+        if key not in self._sign_cache:
+            gen = torch.Generator(device="cpu")
+            gen.manual_seed(stable_seed("sketch-sign", self.seed, name))
+            o, i = self.dims2d[name]
+            signs = tuple(torch.randint(0, 2, (n,), generator=gen).float().mul_(2).sub_(1).to(dev)
+                          for n in (o, i))
+            self._sign_cache[key] = signs  # type: ignore[assignment]
+        return self._sign_cache[key]
+
+    def add_signed_into(self, out: torch.Tensor, name: str, g: torch.Tensor) -> None:
+        """Like :meth:`add_into` for a gradient already multiplied by its signs
+        (``g * s_out[:, None] * s_in[None, :]``, see :meth:`sign_factors`)."""
+        flat = g.reshape(g.shape[0], -1)
+        if flat.dtype != torch.float32:
+            flat = flat.float()
         start = 0
-        for idx, sgn in self._hashes(name, g.device):
+        for idx in self._hashes(name, g.device):
             n = idx.numel()
-            out.index_add_(1, idx, flat[:, start:start + n] * sgn)
+            out.index_add_(1, idx, flat[:, start:start + n])
             start += n
 
+    def add_into(self, out, name, g):
+        o, i = self.dims2d[name]
+        s_out, s_in = self.sign_factors(name, g.device)
+        signed = g.reshape(g.shape[0], o, i).float() * s_out[:, None] * s_in[None, :]
+        self.add_signed_into(out, name, signed)
+
     def describe(self):
-        return {"kind": "sketch", "dim": self.dim, "seed": self.seed}
+        return {"kind": "sketch", "dim": self.dim, "seed": self.seed, "signs": "row x column"}
+
+    def route(self, name):
+        return "sketch", self, slice(0, self.dim)
+
+
+class MixedProjector(Projector):
+    """``projection="mixed"``: Kronecker for the linear layers, then one CountSketch.
+
+    A trained model's (tied) embedding carries much of the gradient norm (0.34 on the
+    default model states, 0.95 on the benchmark's synthetic model). A Kronecker
+    projection of it is noisy (``k x k`` numbers for a ``vocab x hidden`` matrix) while a
+    CountSketch of it is near-exact but must visit every entry. So the linear layers are reduced
+    by their Kronecker factors (cheap: no per-example ``out x in`` gradient), and the
+    embeddings' per-example gradients together with those ``k x k`` blocks go through
+    one CountSketch into ``dim`` buckets. The features have ``dim`` columns; while the
+    engine works they have ``work_dim`` (the Kronecker block first).
+    """
+
+    KRON = "__kron__"   # the Kronecker block, sketched like a 1-D parameter
+
+    def __init__(self, shapes: Mapping[str, Sequence[int]], sketched: Sequence[str], k: int = 16,
+                 dim: int = 4096, seed: int = 0):
+        self.names = list(shapes)
+        self.shapes = {n: tuple(int(s) for s in shapes[n]) for n in self.names}
+        sk = set(sketched)
+        self.kron = KronProjector({n: v for n, v in self.shapes.items() if n not in sk}, k=k, seed=seed)
+        sketch_shapes = {n: v for n, v in self.shapes.items() if n in sk}
+        if self.kron.dim:
+            sketch_shapes[self.KRON] = (self.kron.dim,)
+        self.sketch = SketchProjector(sketch_shapes, dim=dim, seed=seed)
+        self.dim = self.sketch.dim
+        self._buckets = slice(self.kron.dim, self.work_dim)
+
+    @property
+    def work_dim(self) -> int:
+        return self.kron.dim + self.sketch.dim
+
+    def route(self, name):
+        if name in self.kron.shapes:
+            return "kron", self.kron, self.kron.slices[name]
+        return "sketch", self.sketch, self._buckets
+
+    def add_into(self, out, name, g):
+        if name in self.kron.shapes:
+            self.kron.add_into(out, name, g)
+        else:
+            self.sketch.add_into(out[:, self._buckets], name, g)
+
+    def finalize(self, work):
+        if self.kron.dim:
+            self.sketch.add_into(work[:, self._buckets], self.KRON, work[:, :self.kron.dim])
+        return work[:, self._buckets].contiguous()
+
+    def describe(self):
+        return {"kind": "mixed", "dim": self.dim, "kron": self.kron.describe(),
+                "sketch": self.sketch.describe(),
+                "sketched": sorted(n for n in self.sketch.shapes if n != self.KRON)}
 
 
 def make_projector(kind: str, shapes: Mapping[str, Sequence[int]], *, k: int = 16,
-                   dim: int = 4096, seed: int = 0) -> Projector:
-    """Build the projector of ``kind`` (``kron`` | ``none`` | ``sketch``) for ``shapes``."""
+                   dim: int = 4096, seed: int = 0, sketched: Sequence[str] = ()) -> Projector:
+    """Build the projector of ``kind`` (``mixed`` | ``kron`` | ``none`` | ``sketch``) for
+    ``shapes``; ``sketched`` names the parameters ``mixed`` sketches (the embeddings)."""
+    if kind == "mixed":
+        return MixedProjector(shapes, sketched, k=k, dim=dim, seed=seed)
     if kind == "kron":
         return KronProjector(shapes, k=k, seed=seed)
     if kind == "sketch":
