@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE=1
 export HF_DATASETS_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 
-.PHONY: run test bench setup dry-run report clean
+.PHONY: run test bench setup dry-run report clean check docs
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/bench_gradients.py
+
+check: setup
+	$(PY) -m swift_study.cli check
+
+docs: setup
+	$(PY) -m swift_study.cli config-docs
 
 report: setup
 	$(SNAKE) --cores $(CORES) results/report.html

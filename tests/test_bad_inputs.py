@@ -176,3 +176,57 @@ def test_max_length_shorter_than_the_examples(tiny_model_dir, tmp_path):
         train(tiny_model_dir, tok, examples, tmp_path / "out", TrainArgs(max_length=4, device="cpu"),
               work_dir=tmp_path / "work")
     assert not (tmp_path / "out").exists()
+
+
+_TRAIN_SCRIPT = """
+import sys, time
+from pathlib import Path
+from transformers import TrainerCallback
+from swift_study.finetune import TrainArgs, train
+from swift_study.tokenizer import load_tokenizer
+model_dir, out, work, slow = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4] == "slow"
+class Slow(TrainerCallback):  # leaves time to be killed between checkpoints
+    def on_step_end(self, args, state, control, **kw):
+        time.sleep(0.3 if slow else 0.0)
+tok = load_tokenizer(model_dir)
+ex = [{"prompt": f"{a}加{b}等于多少？\\n", "completion": f"答案：{a + b}"} for a in range(20) for b in range(8)]
+args = TrainArgs(method="full", learning_rate=1e-3, max_steps=16, batch_size=16, max_length=64, seed=0,
+                 device="cpu", save_steps=4, export_steps=[6, 12])
+train(model_dir, tok, ex, out, args, work_dir=work, callbacks=[Slow()])
+"""
+
+
+def test_sigkill_during_training_then_rerun_equals_uninterrupted(tmp_path, tiny_model_dir):
+    """A training process killed with SIGKILL leaves no output; the rerun resumes and
+    gives exactly the weights and model states of an uninterrupted run."""
+    import signal
+    import time
+
+    import torch
+    from safetensors.torch import load_file
+
+    script = tmp_path / "train.py"
+    script.write_text(_TRAIN_SCRIPT, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(REPO / "workflow"), OMP_NUM_THREADS="1")
+    run = lambda out, work, mode: subprocess.Popen(  # noqa: E731
+        [sys.executable, str(script), str(tiny_model_dir), str(out), str(work), mode], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ref = run(tmp_path / "ref", tmp_path / "work_ref", "fast")
+    assert ref.wait(timeout=300) == 0, ref.stderr.read()
+    out, work = tmp_path / "out", tmp_path / "work"
+    proc = run(out, work, "slow")
+    deadline = time.time() + 240
+    while not list(work.glob("checkpoint-8")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, "training ended before it could be killed"
+    time.sleep(0.5)  # somewhere between checkpoints 8 and 12
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not out.exists(), "a killed run left its output directory"
+    rerun = run(out, work, "fast")
+    assert rerun.wait(timeout=300) == 0, rerun.stderr.read()
+    summary = json.loads((out / "train_summary.json").read_text(encoding="utf-8"))
+    assert summary["resumed_from"] in ("checkpoint-8", "checkpoint-12") and summary["steps"] == 16
+    for sub in ("", "states/step-6", "states/step-12"):
+        a, b = load_file(tmp_path / "ref" / sub / "model.safetensors"), load_file(out / sub / "model.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a), f"resumed run differs at {sub or 'the end'}"

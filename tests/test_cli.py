@@ -17,3 +17,86 @@ def test_run_builds_the_snakemake_command():
     assert cmd[cmd.index("--cores") + 1] == "all"
     assert "--configfile" not in snakemake_command("default", [])
     assert snakemake_command("default", ["--cores", "2"]).count("--cores") == 1
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "swift_study.cli", *args], capture_output=True, text=True)
+
+
+def test_check_passes_the_tiny_preset_and_names_a_bad_key(tmp_path):
+    ok = _cli("check", "--preset", "tiny")
+    assert ok.returncode == 0 and ok.stdout.startswith("ok: configuration valid"), ok.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("swift:\n  n_probes: 0\n", encoding="utf-8")
+    proc = _cli("check", "--preset", "tiny", "--configfile", str(bad))
+    assert proc.returncode == 1 and "swift.n_probes" in proc.stderr
+
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    from swift_study.cli import configfiles_in
+
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("seed: 1\nsuite:\n  langs: [zh\n  tasks: [add]\n", encoding="utf-8")
+    for argv in (["check", "--configfile", str(bad)], ["run", "-n", "--configfile", str(bad)]):
+        proc = _cli(*argv)
+        line = proc.stderr.strip().splitlines()[-1]
+        assert proc.returncode == 1 and line.startswith(f"error: {bad}:"), proc.stderr
+        assert "not valid YAML" in line and line.split(":")[2].isdigit()
+    assert configfiles_in(["-n", "--configfile", "a.yaml", "b.yaml", "-p", "--configfile=c.yaml"]) == \
+        ["a.yaml", "b.yaml", "c.yaml"]
+
+
+def test_check_model_describes_a_good_directory_and_rejects_a_broken_one(tiny_model_dir, tmp_path):
+    ok = _cli("check-model", str(tiny_model_dir))
+    assert ok.returncode == 0 and "LlamaForCausalLM" in ok.stdout and "tokens" in ok.stdout, ok.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = _cli("check-model", str(empty))
+    assert proc.returncode == 1 and "config.json" in proc.stderr and str(empty) in proc.stderr
+    # weights that do not load
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in tiny_model_dir.iterdir():
+        if f.is_file():
+            (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "model.safetensors").write_bytes(b"\x00" * 16)
+    proc = _cli("check-model", str(broken))
+    assert proc.returncode == 1 and str(broken) in proc.stderr, proc.stderr
+
+
+def test_config_readme_is_generated_from_the_schema():
+    from swift_study.configdoc import DOC_PATH, iter_keys, render_config_docs, undocumented_keys
+    from swift_study.config import load_schema
+
+    assert undocumented_keys() == [], "every config key needs a description in the schema"
+    assert DOC_PATH.read_text(encoding="utf-8") == render_config_docs(), \
+        "config/README.md is stale: run `swift-study config-docs`"
+    text = DOC_PATH.read_text(encoding="utf-8")
+    keys = [p for p, _, _ in iter_keys(load_schema())]
+    assert "swift.gradients.projection" in keys and "studies[].in_task" in keys
+    assert all(f"| `{k}` |" in text for k in keys)
+
+
+def test_schema_enums_equal_the_code_registries():
+    """A new engine, projector, subset, estimator or method is registered in one place
+    in code; the schema must list exactly those names (no drift)."""
+    from swift_study.config import load_schema
+    from swift_study.finetune import METHODS
+    from swift_study.gradients import ENGINES, PROJECTIONS, SUBSETS
+    from swift_study.gradients.engine import DEVICES
+    from swift_study.influence import ESTIMATORS
+    from swift_study.records import LANGS
+
+    p = load_schema()["properties"]
+    grads = p["swift"]["properties"]["gradients"]["properties"]
+    pairs = {
+        "swift.gradients.engine": (grads["engine"]["enum"], ENGINES),
+        "swift.gradients.projection": (grads["projection"]["enum"], PROJECTIONS),
+        "swift.gradients.subset": (grads["subset"]["enum"], SUBSETS),
+        "swift.estimator": (p["swift"]["properties"]["estimator"]["enum"], ESTIMATORS),
+        "validation.method": (p["validation"]["properties"]["method"]["enum"], METHODS),
+        "device": (p["device"]["enum"], DEVICES),
+        "suite.langs": (p["suite"]["properties"]["langs"]["items"]["enum"], LANGS),
+    }
+    for key, (schema_enum, code) in pairs.items():
+        assert sorted(schema_enum) == sorted(code), key

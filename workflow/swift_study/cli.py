@@ -1,12 +1,21 @@
 """The ``swift-study`` command: run the workflow with a preset, or the gradient benchmark.
 
     swift-study run [--preset tiny|default|paper] [snakemake arguments...]
+    swift-study check [--preset tiny|default|paper] [--configfile FILE ...]
+    swift-study check-model DIR
+    swift-study config-docs            # regenerate config/README.md from the schema
     swift-study bench [benchmark arguments...]
 
 ``run`` calls Snakemake on the project's ``Snakefile`` with ``--cores all`` (unless
 given) and the preset's config file; every other argument goes to Snakemake
 unchanged (``swift-study run -n``, ``swift-study run swift``). Results land in the
 working directory's ``results`` folder (the preset's ``results:`` key).
+
+``check`` runs the start-up checks of a configuration (schema, devices, user data
+line by line, user strategies, probe pools, a local model directory) without running
+anything; ``check-model`` checks one local Hugging Face model directory (config,
+weights that load, tokenizer, vocabulary against the embedding, special tokens) and
+prints what it found. Both print one line per problem and exit 1 on the first.
 """
 
 from __future__ import annotations
@@ -33,6 +42,60 @@ def snakemake_command(preset: str, extra: list[str]) -> list[str]:
     return cmd + list(extra)
 
 
+def configfiles_in(extra: list[str]) -> list[str]:
+    """The files given to Snakemake by ``--configfile(s) A B ...`` / ``--configfile=A``."""
+    files, taking = [], False
+    for arg in extra:
+        if arg.startswith("--configfile=") or arg.startswith("--configfiles="):
+            files.append(arg.split("=", 1)[1])
+            taking = False
+        elif arg in ("--configfile", "--configfiles"):
+            taking = True
+        elif taking and not arg.startswith("-"):
+            files.append(arg)
+        else:
+            taking = False
+    return files
+
+
+def check_config(preset: str, configfiles: list[str]) -> dict:
+    """The validated configuration of ``preset`` with ``configfiles`` merged over it,
+    after every start-up check (what a run would check before its first job)."""
+    from .checks import startup_checks
+    from .config import merge_config, read_config_file, validate_config
+
+    cfg = read_config_file(ROOT / "config" / "config.yaml")
+    for path in ([str(ROOT / "config" / PRESETS[preset])] if preset != "default" else []) + configfiles:
+        cfg = merge_config(cfg, read_config_file(path))
+    cfg = validate_config(cfg)
+    startup_checks(cfg)
+    return cfg
+
+
+def describe_model(model_dir: str) -> str:
+    """Check a local model directory (start-up check, then load its weights) and
+    describe it in one line."""
+    from .checks import check_local_model
+    from .errors import DataError
+    from .modeling import load_model
+    from .tokenizer import load_tokenizer
+
+    check_local_model(model_dir)
+    tok = load_tokenizer(model_dir)
+    try:
+        model = load_model(model_dir, device="cpu")
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported with the directory
+        raise DataError(f"{model_dir}: the weights do not load ({type(exc).__name__}: {exc})") from exc
+    n_params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    cfg = model.config
+    return (f"{model_dir}: {type(model).__name__}, {n_params / 1e6:.2f}M parameters, "
+            f"{cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, embedding "
+            f"{model.get_input_embeddings().num_embeddings}; tokenizer {type(tok).__name__} with "
+            f"{len(tok)} tokens, bos {tok.bos_token!r}, eos {tok.eos_token!r}, pad {tok.pad_token!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``swift-study`` console script."""
     parser = argparse.ArgumentParser(prog="swift-study", description=__doc__.split("\n\n")[0])
@@ -40,11 +103,49 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the Snakemake workflow (extra arguments go to snakemake)")
     run.add_argument("--preset", choices=sorted(PRESETS), default="default",
                      help="configuration preset: config/config.yaml (default), tiny or paper")
+    check = sub.add_parser("check", help="run the start-up checks of a configuration, nothing else")
+    check.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    check.add_argument("--configfile", nargs="+", default=[], help="config files merged over the preset")
+    model = sub.add_parser("check-model", help="check a local Hugging Face model directory")
+    model.add_argument("model_dir")
+    sub.add_parser("config-docs", help="write config/README.md from the config schema")
     sub.add_parser("bench", help="gradient-engine benchmark (benchmarks/bench_gradients.py)")
     args, extra = parser.parse_known_args(argv)
     set_offline()
+    from .errors import SwiftStudyError
+
     if args.command == "run":
+        # Snakemake parses config files itself and names neither file nor line on a
+        # YAML error ("Config file is not valid JSON or YAML"): read them first.
+        from .config import read_config_file
+
+        try:
+            for path in configfiles_in(extra):
+                read_config_file(path)
+        except SwiftStudyError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         return subprocess.call(snakemake_command(args.preset, extra))
+    if args.command == "config-docs":
+        from .configdoc import write_config_docs
+
+        print(f"wrote {write_config_docs()}")
+        return 0
+    if args.command in ("check", "check-model"):
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        try:
+            if args.command == "check":
+                cfg = check_config(args.preset, args.configfile)
+                print(f"ok: configuration valid, {len(cfg['studies'])} studies, "
+                      f"{len(cfg['suite']['tasks'])} tasks, model "
+                      f"{cfg['model']['local_dir'] or 'tiny (built by the workflow)'}")
+            else:
+                print("ok: " + describe_model(args.model_dir))
+        except SwiftStudyError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     return subprocess.call([sys.executable, str(ROOT / "benchmarks" / "bench_gradients.py"), *extra])
 
 

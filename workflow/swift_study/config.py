@@ -83,15 +83,38 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Read a YAML config file, apply shallow ``overrides`` and validate it."""
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Parse one YAML config file; a syntax error names ``file:line:column`` and the problem."""
     path = Path(path)
     try:
         with path.open(encoding="utf-8") as fh:
             cfg = yaml.safe_load(fh) or {}
-    except (OSError, yaml.YAMLError) as exc:
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read config ({exc})") from exc
     if not isinstance(cfg, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
+        raise ConfigError(f"{path}: top level must be a mapping of config keys")
+    return cfg
+
+
+def merge_config(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``update`` merged into a copy of ``base``, mappings key by key (as Snakemake
+    merges ``--configfile`` files over the Snakefile's ``configfile:``)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_config(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML config file, apply shallow ``overrides`` and validate it."""
+    cfg = read_config_file(path)
     cfg.update(overrides or {})
     return validate_config(cfg)
