@@ -459,3 +459,44 @@ def test_gradient_args_modules_and_mapping():
         GradientArgs.from_mapping({"engine": "fast", "bogus": 1})
     a = GradientArgs.from_mapping({"engine": "exact", "modules": []}, seed=3)
     assert a.engine == "exact" and a.seed == 3
+
+
+def test_shards_concatenate_to_the_unsharded_features_bit_for_bit(model, tok, tmp_path):
+    from swift_study.gradients import (check_compatible, concat_features, pairwise_inner_shards,
+                                       shard_bounds)
+    from swift_study.gradients.engine import SORT_WINDOW_CHUNKS
+
+    args = GradientArgs(chunk_size=2, proj_factor_dim=4, proj_dim=64, device="cpu")
+    window = 2 * SORT_WINDOW_CHUNKS
+    pairs = _pairs(3 * window + 5, 31)  # 4 windows, the last one short
+    whole = featurize(model, tok, pairs, args, out=tmp_path / "whole.npy", progress=False)
+    for n_shards in (1, 2, 3, 6):
+        bounds = [shard_bounds(len(pairs), args, i, n_shards) for i in range(n_shards)]
+        assert bounds[0][0] == 0 and bounds[-1][1] == len(pairs)
+        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))  # contiguous, in order
+        assert all(lo % window == 0 for lo, hi in bounds if hi > lo)  # whole windows
+        paths = []
+        for i, (lo, hi) in enumerate(bounds):
+            paths.append(tmp_path / f"s{n_shards}-{i}.npy")
+            featurize(model, tok, pairs[lo:hi], args, out=paths[-1], progress=False)
+        check_compatible([tmp_path / "whole.npy", *paths])
+        assert np.array_equal(concat_features(paths), whole), n_shards
+        dots, norms = pairwise_inner_shards(np.asarray(whole[:3]), paths)
+        ref_dots, ref_norms = pairwise_inner(np.asarray(whole[:3]), tmp_path / "whole.npy")
+        assert np.array_equal(dots, ref_dots) and np.array_equal(norms, ref_norms)
+
+
+def test_scoring_refuses_features_made_differently(model, tok, tmp_path):
+    from swift_study.errors import DataError
+    from swift_study.gradients import check_compatible
+
+    pairs = _pairs(4, 5)
+    base = dict(proj_factor_dim=4, proj_dim=64, device="cpu")
+    featurize(model, tok, pairs, GradientArgs(**base), out=tmp_path / "a.npy", progress=False)
+    featurize(model, tok, pairs, GradientArgs(**base, engine="exact"), out=tmp_path / "b.npy",
+              progress=False)
+    check_compatible([tmp_path / "a.npy", tmp_path / "b.npy"])  # engines agree: fine
+    featurize(model, tok, pairs, GradientArgs(**{**base, "seed": 9}), out=tmp_path / "c.npy",
+              progress=False)
+    with pytest.raises(DataError, match=r"c.npy: features made with another projector .*--forcerun"):
+        check_compatible([tmp_path / "a.npy", tmp_path / "c.npy"])

@@ -39,12 +39,16 @@ def test_every_output_with_sane_contents(tiny_run):
                  "figures/swift_corrupt.png", "validation/generations.csv", "figures/validation.pdf"]:
         assert (r / path).stat().st_size > 0, path
     summary = pd.read_csv(r / "swift/summary.csv")
-    assert set(summary["context"]) == {"in", "cross"}
+    assert set(summary["context"]) == {"in", "cross"} | {f"task:{t}" for t in ("add", "sub", "compare", "reverse")}
     assert set(summary["state"]) == {"base", "step-3", "aggregate"}
     assert summary["s_strategy"].notna().all() and summary["s_baseline"].notna().all()
     assert ((summary["relinf_lo"] <= summary["relinf"]) | summary["unstable"]).all()
     # the model states really differ: the warm-up moved the weights
-    feats = {s: __import__("numpy").load(r / f"swift/features/{s}/eval.npy") for s in ("base", "step-3")}
+    from swift_study.gradients import concat_features
+
+    feats = {s: concat_features(sorted((r / f"swift/features/{s}").glob("shard-*-of-2/eval.npy")))
+             for s in ("base", "step-3")}
+    assert len(feats["base"]) == len(pd.read_json(r / "data/eval/qa.jsonl", lines=True))  # both shards
     assert feats["base"].shape == feats["step-3"].shape
     assert abs(feats["base"] - feats["step-3"]).max() > 0
     state = json.loads((r / "model/warmup/states/step-3/state.json").read_text())
@@ -52,7 +56,7 @@ def test_every_output_with_sane_contents(tiny_run):
     align = pd.read_csv(r / "validation/alignment.csv")
     assert {"relinf", "delta", "agree", "state"} <= set(align.columns)
     agg = align[align["state"] == "aggregate"]
-    assert len(agg[agg["pairing"] == "relative"]) == len(agg[agg["pairing"] == "own"]) == 4  # 2 studies x 2
+    assert len(agg[agg["pairing"] == "relative"]) == len(agg[agg["pairing"] == "own"]) == 12  # 2 studies x (in, cross, 4 tasks)
     # the validation study: both effects for in, cross and every eval task, two seeds, truncation reported
     val = pd.read_csv(r / "validation/validation.csv")
     tasks = {f"task:{t}" for t in ("add", "sub", "compare", "reverse")}

@@ -31,6 +31,9 @@ LOCAL_MODEL = config["model"]["local_dir"]
 
 
 SWIFT = config["swift"]
+SHARDS = SWIFT["shards"]
+# one directory per model state and shard: the number of shards is part of the path
+FEATURES = f"{R}/swift/features/{{state}}/shard-{{shard}}-of-{SHARDS}"
 VAL = config["validation"]
 SEEDS = VAL["seeds"]
 if VAL["start_state"] == "last":
@@ -47,6 +50,7 @@ wildcard_constraints:
     study="|".join(STUDIES),
     vmodel="B|(B|ctrl)\\+(" + "|".join(STUDIES) + ")",
     seed="[0-9]+",
+    shard="[0-9]+",
 
 
 def tokenizer_dir():
@@ -69,6 +73,12 @@ def state_requirement(state):
 def state_input(wildcards):
     """Input function: the output holding model state ``wildcards.state``."""
     return state_requirement(wildcards.state)
+
+
+def feature_paths(name):
+    """Every shard of feature store ``name`` (``eval``, ``probes_<study>``) of every model
+    state, state by state, shards in order."""
+    return [f"{FEATURES.format(state=s, shard=i)}/{name}.npy" for s in STATES for i in range(SHARDS)]
 
 
 def state_dir(state):

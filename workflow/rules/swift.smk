@@ -1,10 +1,11 @@
 # The swift study: per-example gradients at every model state, inflows, RelInf.
-# One job per model state computes the gradient features of the eval set and of
-# every study's probes; scoring a study reads them for all states.
+# One job per model state and shard (swift.shards) computes the gradient features of
+# its share of the eval set and of every study's probes; scoring a study reads all
+# shards of all states.
 
 rule state_features:
-    """Gradient features of one model state: every eval example and every study's probes
-    (one job per state, so the model is loaded and the libraries imported once)."""
+    """Gradient features of one model state's shard: its share of the eval examples and
+    of every study's probes (one job per state and shard: one model load, one import)."""
     input:
         state=state_input,
         tokenizer=tokenizer_dir(),
@@ -13,12 +14,14 @@ rule state_features:
         else [f"{R}/data/eval/{SWIFT['eval_target'].split(':', 1)[1]}.jsonl"],
         probes=expand(f"{R}/data/studies/{{study}}/probes.jsonl", study=STUDIES),
     output:
-        eval=f"{R}/swift/features/{{state}}/eval.npy",
-        eval_meta=f"{R}/swift/features/{{state}}/eval.json",
-        probes=expand(f"{R}/swift/features/{{{{state}}}}/probes_{{study}}.npy", study=STUDIES),
-        probes_meta=expand(f"{R}/swift/features/{{{{state}}}}/probes_{{study}}.json", study=STUDIES),
+        eval=f"{FEATURES}/eval.npy",
+        eval_meta=f"{FEATURES}/eval.json",
+        probes=expand(f"{FEATURES}/probes_{{study}}.npy", study=STUDIES, allow_missing=True),
+        probes_meta=expand(f"{FEATURES}/probes_{{study}}.json", study=STUDIES, allow_missing=True),
     params:
         state_dir=lambda w: state_dir(w.state),
+        shard=lambda w: int(w.shard),
+        n_shards=SHARDS,
         studies=STUDIES,
         gradients=SWIFT["gradients"],
         eval_target=SWIFT["eval_target"],
@@ -27,9 +30,9 @@ rule state_features:
         seed=config["seed"],
         device=config["device"],
     log:
-        f"{R}/logs/state_features/{{state}}.log",
+        f"{R}/logs/state_features/{{state}}.shard-{{shard}}.log",
     benchmark:
-        f"{R}/benchmarks/swift/state_features/{{state}}.tsv"
+        f"{R}/benchmarks/swift/state_features/{{state}}.shard-{{shard}}.tsv"
     threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
     resources:
         mem_mb=4000,
@@ -40,26 +43,29 @@ rule state_features:
 
 
 rule score_study:
+    """Influence matrices, inflows and RelInf of every study over all model states, in
+    one job (scoring takes seconds; a job per study would mostly pay library imports)."""
     input:
-        probes=expand(f"{R}/swift/features/{{state}}/probes_{{{{study}}}}.npy", state=STATES),
-        evals=expand(f"{R}/swift/features/{{state}}/eval.npy", state=STATES),
-        probe_records=f"{R}/data/studies/{{study}}/probes.jsonl",
+        probes=lambda w: [p for study in STUDIES for p in feature_paths(f"probes_{study}")],
+        evals=lambda w: feature_paths("eval"),
+        probe_records=expand(f"{R}/data/studies/{{study}}/probes.jsonl", study=STUDIES),
         eval_records=f"{R}/data/eval/qa.jsonl",
     output:
-        scores=f"{R}/swift/scores/{{study}}.csv",
-        influence=f"{R}/swift/scores/{{study}}_influence.npz",
+        scores=expand(f"{R}/swift/scores/{{study}}.csv", study=STUDIES),
+        influence=expand(f"{R}/swift/scores/{{study}}_influence.npz", study=STUDIES),
     params:
-        study=lambda w: STUDY[w.study],
+        studies=[STUDY[s] for s in STUDIES],
         states=STATES,
+        n_shards=SHARDS,
         state_dirs=[state_dir(s) for s in STATES],
         base_lr=config["warmup"]["learning_rate"],
         estimator=SWIFT["estimator"],
         bootstrap=SWIFT["bootstrap"],
         seed=config["seed"],
     log:
-        f"{R}/logs/score_study/{{study}}.log",
+        f"{R}/logs/score_study.log",
     benchmark:
-        f"{R}/benchmarks/swift/score_study/{{study}}.tsv"
+        f"{R}/benchmarks/swift/score_study.tsv"
     threads: 1
     resources:
         mem_mb=2000,

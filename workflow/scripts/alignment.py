@@ -54,7 +54,7 @@ def main(smk, log):
     plot_alignment(agg, smk.output.png, smk.output.pdf, stats=headline["relative"], n_perm=p.n_perm, seed=p.seed)
     md = ["# Alignment of the swift study with the validation study", "",
           "Pairings (METHOD.md): relative: d = s_S - s_B (RelInf - 1) predicts Delta_ctrl (vs the same-size "
-          "plain-QA control); own: s_S predicts Delta_B (vs M_B). Cells: studies x (in, cross). "
+          "plain-QA control); own: s_S predicts Delta_B (vs M_B). Cells: studies x (in, cross, each eval task). "
           "aggregate = learning-rate-weighted TracIn-CP.", "", *lines, "",
           f"## Validation effects (alignment uses: {p.metric})", "",
           "delta: M_B+S - M_B; delta_ctrl: M_B+S - M_B+B' (same number of extra plain-QA examples); "

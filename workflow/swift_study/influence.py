@@ -65,7 +65,8 @@ import pandas as pd
 from .errors import DataError
 
 ESTIMATORS: tuple[str, ...] = ("scalar_projection", "dot", "cosine")
-CONTEXTS: tuple[str, ...] = ("in", "cross")
+CONTEXTS: tuple[str, ...] = ("in", "cross")   # then one context "task:<t>" per eval task
+TASK_PREFIX = "task:"
 AGGREGATE = "aggregate"
 
 COLUMNS: tuple[str, ...] = (
@@ -253,10 +254,12 @@ def zero_norm_pairs(probe_norms: np.ndarray, eval_norms: np.ndarray, estimator: 
 
 def context_masks(probe_task: Sequence[str], eval_task: Sequence[str],
                   in_task: Iterable[str]) -> dict[str, np.ndarray]:
-    """Boolean ``(P, E)`` masks ``{"in": M_in, "cross": M_cross}``.
+    """Boolean ``(P, E)`` masks ``{"in": M_in, "cross": M_cross, "task:<t>": M_t, ...}``.
 
     ``M_in[p, e]``: eval example ``e`` is of the task of probe ``p``;
-    ``M_cross[p, e]``: ``e``'s task is not one of the study's in-task tasks.
+    ``M_cross[p, e]``: ``e``'s task is not one of the study's in-task tasks;
+    ``M_t[p, e]``: ``e`` is of eval task ``t`` (every probe; METHOD.md's per-task
+    inflow s_t), one per eval task, in sorted order after ``in`` and ``cross``.
     """
     pt = np.asarray(probe_task).astype(str).reshape(-1)
     et = np.asarray(eval_task).astype(str).reshape(-1)
@@ -264,7 +267,10 @@ def context_masks(probe_task: Sequence[str], eval_task: Sequence[str],
     m_in = pt[:, None] == et[None, :]
     cross_e = ~np.isin(et, in_set)
     m_cross = np.broadcast_to(cross_e[None, :], m_in.shape).copy()
-    return {"in": m_in, "cross": m_cross}
+    masks = {"in": m_in, "cross": m_cross}
+    for t in sorted(set(et)):
+        masks[f"{TASK_PREFIX}{t}"] = np.broadcast_to((et == t)[None, :], m_in.shape).copy()
+    return masks
 
 
 def inflow(inf: np.ndarray, mask: np.ndarray) -> float:
@@ -428,8 +434,9 @@ def aggregate_weights(lrs: Sequence[float | None]) -> tuple[np.ndarray, str]:
 def score_study(states: Sequence[StateScores], study: StudySpec, args: ScoreArgs | None = None) -> pd.DataFrame:
     """Score one study in every state and in the TracIn-CP aggregate.
 
-    Returns one row per ``(context, state)``, contexts ``in`` then ``cross``,
-    states in the given order then ``"aggregate"``. Columns (:data:`COLUMNS`):
+    Returns one row per ``(context, state)``, contexts ``in``, ``cross`` then
+    ``task:<t>`` for every eval task (sorted), states in the given order then
+    ``"aggregate"``. Columns (:data:`COLUMNS`):
 
     ``study``, ``strategy``, ``context``, ``state``; ``lr`` (eta_k, NaN if unknown or
     for the aggregate); ``weight`` (the state's weight in the aggregate; for the
@@ -457,7 +464,7 @@ def score_study(states: Sequence[StateScores], study: StudySpec, args: ScoreArgs
     n_eval_cross = int(eval_task.shape[0] - n_eval_in)
 
     rows: list[dict[str, Any]] = []
-    for ctx in CONTEXTS:
+    for ctx in paired[0].masks:  # in, cross, then task:<t> for every eval task
         agg_s = agg_b = 0.0
         agg_bs = np.zeros(n_boot)
         agg_bb = np.zeros(n_boot)
@@ -525,7 +532,9 @@ def summary_markdown(df: pd.DataFrame) -> str:
     head = ("| study | strategy | context | state | RelInf [CI] | s_S − s_B [CI] | flag |\n"
             "|---|---|---|---|---|---|---|")
     lines = [head]
-    for _, r in df.iterrows():
+    per_task = df["context"].astype(str).str.startswith(TASK_PREFIX) if len(df) else []
+    n_task = int(per_task.sum()) if len(df) else 0
+    for _, r in (df[~per_task] if len(df) else df).iterrows():
         flag = "⚠ unstable (baseline CI contains 0)" if bool(r.get("unstable", False)) else ""
         lines.append(
             f"| {r['study']} | {r['strategy']} | {r['context']} | {r['state']} | "
@@ -540,4 +549,6 @@ def summary_markdown(df: pd.DataFrame) -> str:
     lines.append(f"Intervals: {_fmt(100 * conf)}% percentile bootstrap over queries and eval examples; "
                  f"estimator: {est}. RelInf > 1: one strategy example moves the model further toward "
                  f"the eval examples than one plain-QA example of the same query.")
+    if n_task:
+        lines.append(f"Per-task cells (context task:<t>, {n_task} rows) are in summary.csv.")
     return "\n".join(lines) + "\n"

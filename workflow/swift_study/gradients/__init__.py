@@ -28,7 +28,7 @@ attention implementation. Features agree across engines to float32 rounding.
 """
 
 from .engine import (DEFAULT_SUBSET, ENGINES, GradientArgs, build_projector, feature_dim,
-                     featurize, resolve_subset)
+                     featurize, resolve_subset, shard_bounds)
 from .exact import eager_attention, per_example_grads_exact
 from .fast import per_example_features_fast
 from .loop import per_example_grads_loop
@@ -36,8 +36,9 @@ from .params import SUBSETS, EmbeddingSpec, LinearSpec, ParamSubset, select_para
 from .projection import (PROJECTIONS, AdamState, IdentityProjector, KronProjector, MixedProjector,
                          Projector,
                          SketchProjector, adam_precondition, make_projector, stable_seed)
-from .store import (FeatureStore, feature_norms, iter_blocks, open_features, pairwise_inner,
-                    read_meta, sidecar_path, store_shape)
+from .store import (FeatureStore, check_compatible, concat_features, feature_norms, iter_blocks,
+                    open_features, pairwise_inner, pairwise_inner_shards, read_meta, sidecar_path,
+                    store_shape)
 
 __all__ = [
     "AdamState", "DEFAULT_SUBSET", "ENGINES", "EmbeddingSpec", "FeatureStore", "GradientArgs",
@@ -46,5 +47,6 @@ __all__ = [
     "eager_attention", "feature_dim", "feature_norms", "featurize", "make_projector",
     "open_features", "pairwise_inner", "per_example_features_fast", "per_example_grads_exact",
     "per_example_grads_loop", "read_meta", "resolve_subset", "select_parameters",
-    "sidecar_path", "stable_seed", "iter_blocks", "store_shape",
+    "sidecar_path", "stable_seed", "iter_blocks", "store_shape", "shard_bounds", "check_compatible",
+    "concat_features", "pairwise_inner_shards",
 ]

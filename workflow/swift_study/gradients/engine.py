@@ -265,6 +265,22 @@ def featurize(model: nn.Module, tokenizer, pairs: Sequence[tuple[str, str]],
 SORT_WINDOW_CHUNKS = 16  # length-sorting happens within windows of this many chunks
 
 
+def shard_bounds(n: int, args: GradientArgs, shard: int, n_shards: int) -> tuple[int, int]:
+    """Rows ``[start, stop)`` of shard ``shard`` (0-based) of ``n_shards`` over ``n`` examples.
+
+    Shards are made of whole length-sorting windows (``chunk_size x SORT_WINDOW_CHUNKS``
+    examples), so every shard computes exactly the batches the unsharded run computes
+    and the concatenated shards equal the unsharded features bit for bit. With fewer
+    windows than shards, the last shards are empty.
+    """
+    if not 0 <= shard < n_shards:
+        raise ValueError(f"shard {shard} outside 0..{n_shards - 1}")
+    window = args.chunk_size * (SORT_WINDOW_CHUNKS if args.sort_by_length else 1)
+    n_windows = -(-n // window)
+    lo, hi = -(-n_windows * shard // n_shards), -(-n_windows * (shard + 1) // n_shards)
+    return min(n, lo * window), min(n, hi * window)
+
+
 def _windows(tokenizer, pairs: Sequence[tuple[str, str]], args: GradientArgs):
     """Yield ``(start, length, chunks)`` per window of consecutive examples; ``chunks``
     iterates ``(row indices within the window, batch)`` in batches of ``chunk_size``.

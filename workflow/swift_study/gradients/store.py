@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -126,7 +126,10 @@ def open_features(path: str | os.PathLike) -> np.ndarray:
 
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The sidecar of a store as a dict."""
-    return json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+    try:
+        return json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise corrupt_store(path, f"sidecar {sidecar_path(path).name}: {exc}") from exc
 
 
 def _header(fh) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -200,6 +203,54 @@ def feature_norms(feats: str | os.PathLike | np.ndarray, chunk: int | None = Non
     for s, block in iter_blocks(feats, chunk):
         out[s:s + block.shape[0]] = np.sqrt(np.einsum("ij,ij->i", block, block))
     return out
+
+
+#: sidecar keys that must agree between stores whose features are compared
+COMPATIBLE_KEYS: tuple[str, ...] = ("projector", "names", "shapes")
+_ARG_KEYS: tuple[str, ...] = ("subset", "last_n_layers", "modules", "projection", "proj_factor_dim",
+                              "proj_dim", "seed", "dtype")
+
+
+def check_compatible(paths: Sequence[str | os.PathLike]) -> None:
+    """Stop with a clear message when feature stores were made differently (another
+    projection, seed, parameter subset or model): their inner products would mean nothing."""
+    if len(paths) < 2:
+        return
+    ref_path = Path(paths[0])
+    ref = read_meta(ref_path)
+    for path in paths[1:]:
+        meta = read_meta(path)
+        for key in COMPATIBLE_KEYS:
+            if meta.get(key) != ref.get(key):
+                raise DataError(f"{path}: features made with another {key} than {ref_path} "
+                                f"({_describe(meta.get(key))} vs {_describe(ref.get(key))}); "
+                                "recompute both with snakemake --forcerun state_features")
+        a, b = meta.get("args", {}), ref.get("args", {})
+        for key in _ARG_KEYS:
+            if a.get(key) != b.get(key):
+                raise DataError(f"{path}: features made with swift.gradients.{key}={a.get(key)!r} but "
+                                f"{ref_path} with {b.get(key)!r}; recompute both with "
+                                "snakemake --forcerun state_features")
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def concat_features(paths: Sequence[str | os.PathLike]) -> np.ndarray:
+    """The rows of several stores (the shards of one set), in order, in memory."""
+    arrays = [np.asarray(open_features(p)) for p in paths]
+    if not arrays:
+        raise ValueError("no feature stores given")
+    return np.concatenate(arrays, axis=0) if len(arrays) > 1 else np.array(arrays[0])
+
+
+def pairwise_inner_shards(probe_feats: np.ndarray, eval_stores: Sequence[str | os.PathLike],
+                          chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pairwise_inner` over the shards of one eval set, concatenated in order."""
+    parts = [pairwise_inner(probe_feats, p, chunk) for p in eval_stores]
+    return np.concatenate([d for d, _ in parts], axis=1), np.concatenate([n for _, n in parts])
 
 
 def pairwise_inner(probe_feats: np.ndarray | str | os.PathLike,
