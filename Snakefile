@@ -12,6 +12,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/swift.smk"
 include: "workflow/rules/validation.smk"
+include: "workflow/rules/league.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -36,8 +36,12 @@ def test_every_output_with_sane_contents(tiny_run):
     for path in ["report.html", "swift/summary.csv", "swift/summary.md", "validation/alignment.csv",
                  "validation/costs.csv", "model/state_accuracy.csv", "figures/alignment.png",
                  "figures/swift_cot.png", "figures/swift_cot.pdf", "figures/state_accuracy.png",
-                 "figures/swift_corrupt.png", "validation/generations.csv", "figures/validation.pdf"]:
+                 "figures/swift_corrupt.png", "validation/generations.csv", "figures/validation.pdf",
+                 "alignment/league.csv", "alignment/league.md", "figures/league.png"]:
         assert (r / path).stat().st_size > 0, path
+    league = pd.read_csv(r / "alignment/league.csv")
+    # 3 estimators x (none: base, step-3, aggregate; adam: step-3, aggregate) x 2 pairings
+    assert len(league) == 3 * 5 * 2 and league["default"].sum() == 2
     summary = pd.read_csv(r / "swift/summary.csv")
     assert set(summary["context"]) == {"in", "cross"} | {f"task:{t}" for t in ("add", "sub", "compare", "reverse")}
     assert set(summary["state"]) == {"base", "step-3", "aggregate"}

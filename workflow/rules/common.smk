@@ -81,6 +81,20 @@ def feature_paths(name):
     return [f"{FEATURES.format(state=s, shard=i)}/{name}.npy" for s in STATES for i in range(SHARDS)]
 
 
+def swift_benchmark_files():
+    """The benchmark files of this configuration's swift jobs (the cost table's swift side;
+    files of other configurations left in the folder do not count)."""
+    return [f"{R}/benchmarks/swift/state_features/{s}.shard-{i}.tsv" for s in STATES for i in range(SHARDS)] \
+        + [f"{R}/benchmarks/swift/score_study.tsv"]
+
+
+def validation_benchmark_files():
+    """The benchmark files of this configuration's validation jobs (data sets, retraining
+    with evaluation)."""
+    return [f"{R}/benchmarks/validation/validation_data/{m}.tsv" for m in VAL_MODELS] \
+        + [f"{R}/benchmarks/validation/finetune/{m}_seed-{s}.tsv" for m in VAL_MODELS for s in SEEDS]
+
+
 def state_dir(state):
     """Path of a model state's saved model, given the inputs above exist."""
     if state == "base":
@@ -107,6 +121,9 @@ def validation_outputs():
         f"{R}/figures/alignment.pdf",
         f"{R}/figures/validation.png",
         f"{R}/figures/validation.pdf",
+        f"{R}/alignment/league.csv",
+        f"{R}/alignment/league.md",
+        f"{R}/figures/league.png",
     ]
 
 

@@ -15,6 +15,8 @@ rule report:
         validation_png=f"{R}/figures/validation.png",
         generations=f"{R}/validation/generations.csv",
         costs=f"{R}/validation/costs.csv",
+        league=f"{R}/alignment/league.csv",
+        league_png=f"{R}/figures/league.png",
     output:
         f"{R}/report.html",
     params:

@@ -130,8 +130,8 @@ rule alignment:
         n_perm=VAL["n_perm"],
         metric=VAL["metric"],
         seed=config["seed"],
-        swift_benchmarks=f"{R}/benchmarks/swift",
-        validation_benchmarks=[f"{R}/benchmarks/validation"],
+        swift_benchmarks=swift_benchmark_files(),
+        validation_benchmarks=validation_benchmark_files(),
     log:
         f"{R}/logs/alignment.log",
     benchmark:

@@ -45,10 +45,8 @@ def main(smk, log):
                 headline[pairing] = s
     align = pd.concat(tables, ignore_index=True)
     align.to_csv(smk.output.alignment, index=False)
-    swift_bench = sorted(Path(p.swift_benchmarks).rglob("*.tsv"))
-    val_bench = [b for d in p.validation_benchmarks for b in sorted(Path(d).rglob("*.tsv"))
-                 if not b.name.startswith("state-")]
-    costs = cost_table(swift_bench, val_bench)
+    costs = cost_table([Path(b) for b in p.swift_benchmarks if Path(b).exists()],
+                       [Path(b) for b in p.validation_benchmarks if Path(b).exists()])
     costs.to_csv(smk.output.costs, index=False)
     agg = align[(align["state"] == "aggregate") & (align["pairing"] == "relative")]
     plot_alignment(agg, smk.output.png, smk.output.pdf, stats=headline["relative"], n_perm=p.n_perm, seed=p.seed)

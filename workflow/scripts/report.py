@@ -39,6 +39,8 @@ def main(smk, log):
         "alignment_uri": image_data_uri(i.alignment_png),
         "alignment_table": csv_table(i.alignment),
         "cost_table": csv_table(i.costs, "{:.1f}"),
+        "league_uri": image_data_uri(i.league_png),
+        "league_table": csv_table(i.league, "{:.3g}"),
         "config_yaml": config_yaml(cfg),
     }
     render_report(smk.params.template, smk.output[0], ctx)

@@ -1,21 +1,13 @@
 """Snakemake script: influence matrices, inflows and RelInf of every study over all states."""
-import json
 from pathlib import Path
 
 import numpy as np
 
-from swift_study.gradients import check_compatible, concat_features, pairwise_inner_shards
-from swift_study.influence import ScoreArgs, StateScores, StudySpec, score_study
+from swift_study.gradients import check_compatible, concat_features
+from swift_study.influence import ScoreArgs, StudySpec, score_study
 from swift_study.records import read_jsonl
 from swift_study.runner import run
-
-
-def state_lr(state_dir: str, fallback: float | None) -> float | None:
-    """eta_k of a state: its recorded learning rate, else ``fallback``."""
-    path = Path(state_dir) / "state.json"
-    if path.exists():
-        return json.loads(path.read_text()).get("learning_rate", fallback)
-    return fallback
+from swift_study.swift import state_learning_rate, state_scores
 
 
 def main(smk, log):
@@ -31,19 +23,13 @@ def main(smk, log):
         for i, (state, sdir) in enumerate(zip(p.states, p.state_dirs)):
             pf, ef = mine[i * k:(i + 1) * k], eval_stores[i]
             check_compatible([*pf, *ef])  # same projection, seed and parameters, or stop
-            probe_feats = concat_features(pf)
-            dots, eval_norms = pairwise_inner_shards(probe_feats, ef)
-            probe_norms = np.linalg.norm(probe_feats.astype(np.float64), axis=1)
-            lr = state_lr(sdir, p.base_lr if state == "base" else None)
-            states.append(StateScores(
-                state=state, dots=dots, probe_norms=probe_norms, eval_norms=eval_norms,
-                probe_format=[r.format for r in probes], probe_task=[r.task for r in probes],
-                probe_query=[r.query_id for r in probes], eval_task=[r.task for r in evals],
-                eval_id=[r.id for r in evals], lr=lr,
-            ))
+            lr = state_learning_rate(sdir, p.base_lr if state == "base" else None)
+            st = state_scores(state, lr, concat_features(pf), ef, probes, evals)
+            states.append(st)
+            dots = st.dots
             arrays[f"{state}/dots"] = dots
-            arrays[f"{state}/probe_norms"] = probe_norms
-            arrays[f"{state}/eval_norms"] = eval_norms
+            arrays[f"{state}/probe_norms"] = st.probe_norms
+            arrays[f"{state}/eval_norms"] = st.eval_norms
             log.info("study %s, state %s: %d probes x %d eval examples, lr=%s", study.name, state,
                      *dots.shape, lr)
         df = score_study(states, study, ScoreArgs(estimator=p.estimator, n_boot=p.bootstrap["n_boot"],

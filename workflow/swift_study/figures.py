@@ -490,3 +490,45 @@ def plot_validation(val: pd.DataFrame, out_png: str | Path | None, out_pdf: str 
         fig.subplots_adjust(bottom=0.18, wspace=0.45)
         _save_both(fig, out_png, out_pdf)
     return fig
+
+
+def plot_league(league: pd.DataFrame, out_png: str | Path | None, out_pdf: str | Path | None = None,
+                top: int = 20) -> Figure:
+    """The league table as a figure: Spearman rho of each configuration's predictions
+    with the validation effects, best ``top`` rows first (and the default's rows),
+    one bar per (configuration, pairing), coloured by pairing, with the agreement
+    rate and the permutation p written beside it; the default configuration bold."""
+    with rc_context(_rc()):
+        if not len(league):
+            fig = Figure(figsize=(6, 3))
+            _placeholder(fig, "no league rows")
+            _save_both(fig, out_png, out_pdf)
+            return fig
+        d = pd.concat([league.head(top), league[league["default"].astype(bool)]]).drop_duplicates("rank")
+        d = d.sort_values("rank").reset_index(drop=True)
+        fig = Figure(figsize=(8.0, 0.3 * len(d) + 1.4))
+        ax = fig.subplots()
+        y = np.arange(len(d))[::-1].astype(float)
+        colours = {"relative": "tab:blue", "own": "tab:orange"}
+        rho = d["spearman"].astype(float).fillna(0.0).to_numpy()
+        ax.barh(y, rho, color=[colours.get(p, "tab:gray") for p in d["pairing"]], height=0.7)
+        for k, row in d.iterrows():
+            ax.annotate(f"agree {_f(row['agreement_rate']):.2f}, p {_f(row['p_value']):.3f}",
+                        (max(rho[k], 0.0), y[k]), xytext=(4, 0), textcoords="offset points",
+                        va="center", fontsize=7.5)
+        labels = [_safe(f"#{r['rank']} {r['estimator']} / {r['precondition']} / {r['state']} / {r['pairing']}")
+                  for _, r in d.iterrows()]
+        ax.set_yticks(y, labels, fontsize=8)
+        for tick, is_default in zip(ax.get_yticklabels(), d["default"].astype(bool)):
+            if is_default:
+                tick.set_fontweight("bold")
+        ax.axvline(0.0, color="black", lw=0.8)
+        lo = min(-0.1, float(np.nanmin(rho)) - 0.05)
+        ax.set_xlim(lo, max(1.0, float(np.nanmax(rho)) + 0.35))
+        ax.set_xlabel(_safe("Spearman rho (swift prediction vs validation effect, over cells)"))
+        ax.legend(handles=[Patch(color=c, label=f"pairing: {p}") for p, c in colours.items()],
+                  loc="lower right", fontsize=8)
+        ax.set_title(_safe("League of swift configurations (best first; default in bold)"), fontsize=10)
+        fig.tight_layout()
+        _save_both(fig, out_png, out_pdf)
+        return fig

@@ -42,3 +42,32 @@ def eval_pairs(evals: Sequence[Record], target: str, target_records: Sequence[Re
     if missing:
         raise DataError(f"swift.eval_target={target}: no reference response for eval query {missing[0]!r}")
     return [(r.prompt, by_query[r.query_id].response) for r in evals]
+
+
+def state_learning_rate(state_dir: str | Path, fallback: float | None) -> float | None:
+    """eta_k of a model state: the learning rate recorded in its ``state.json``, else ``fallback``."""
+    import json
+
+    path = Path(state_dir) / "state.json"
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8")).get("learning_rate", fallback)
+    return fallback
+
+
+def state_scores(state: str, lr: float | None, probe_feats, eval_stores: Sequence[str | Path],
+                 probes: Sequence[Record], evals: Sequence[Record]):
+    """A :class:`~swift_study.influence.StateScores` of one state: the probes' features
+    (an array) against the eval features (the shards of one store, in order)."""
+    import numpy as np
+
+    from .gradients import pairwise_inner_shards
+    from .influence import StateScores
+
+    probe_feats = np.asarray(probe_feats)
+    dots, eval_norms = pairwise_inner_shards(probe_feats, eval_stores)
+    return StateScores(
+        state=state, dots=dots, probe_norms=np.linalg.norm(probe_feats.astype(np.float64), axis=1),
+        eval_norms=eval_norms, probe_format=[r.format for r in probes], probe_task=[r.task for r in probes],
+        probe_query=[r.query_id for r in probes], eval_task=[r.task for r in evals],
+        eval_id=[r.id for r in evals], lr=lr,
+    )

@@ -1,0 +1,71 @@
+"""Snakemake script: the league table of swift configurations against the validation study."""
+from pathlib import Path
+
+import pandas as pd
+
+from swift_study.figures import plot_league
+from swift_study.gradients import check_compatible, concat_features, featurize
+from swift_study.influence import StudySpec
+from swift_study.league import league_markdown, league_table, score_grid
+from swift_study.modeling import load_model
+from swift_study.records import atomic_write_text, read_jsonl
+from swift_study.runner import run
+from swift_study.swift import gradient_args, load_adam_state, state_learning_rate, state_scores
+from swift_study.tokenizer import load_tokenizer
+
+
+def main(smk, log):
+    p = smk.params
+    evals = read_jsonl(smk.input.eval_records)
+    studies = [StudySpec(s["name"], s["strategy"], tuple(s["in_task"])) for s in p.studies]
+    probes = {s.name: read_jsonl(f) for s, f in zip(studies, smk.input.probe_records)}
+    k, n_states = p.n_shards, len(p.states)
+    args = gradient_args(p.gradients, p.seed, p.device, p.max_length)
+    tok = load_tokenizer(smk.input.tokenizer)
+    grid_states = {"none": {s.name: [] for s in studies}, "adam": {s.name: [] for s in studies}}
+    for i, (state, sdir) in enumerate(zip(p.states, p.state_dirs)):
+        ef = smk.input.evals[i * k:(i + 1) * k]
+        lr = state_learning_rate(sdir, p.base_lr if state == "base" else None)
+        has_moments = (Path(sdir) / "optimizer_moments.pt").exists()
+        model = None
+        for j, study in enumerate(studies):
+            stored = smk.input.probes[(j * n_states + i) * k:(j * n_states + i + 1) * k]
+            check_compatible([*stored, *ef])
+            for pre in ("none", "adam"):
+                if pre == "adam" and not has_moments:
+                    continue  # the base model has no optimizer moments
+                if pre == p.precondition:
+                    feats = concat_features(stored)
+                else:
+                    model = model or load_model(sdir)
+                    pairs = [(r.prompt, r.response) for r in probes[study.name]]
+                    feats = featurize(model, tok, pairs, args, progress=False,
+                                      adam=load_adam_state(sdir) if pre == "adam" else None)
+                grid_states[pre][study.name].append(state_scores(state, lr, feats, ef, probes[study.name], evals))
+        log.info("state %s scored (adam: %s)", state, has_moments)
+    grid_states = {pre: by for pre, by in grid_states.items() if all(by.values())}
+    grid = score_grid(grid_states, studies, n_boot=p.n_boot, seed=p.seed)
+    validation = pd.read_csv(smk.input.validation)
+    league = league_table(grid, validation, {"estimator": p.estimator, "precondition": p.precondition},
+                          n_perm=p.n_perm, seed=p.seed)
+    league.to_csv(smk.output.csv, index=False)
+    plot_league(league, smk.output.png, smk.output.pdf)
+    best, default = league.iloc[0], league[league["default"]]
+    md = ["# League table: which swift configuration predicts the retraining", "",
+          f"{len(league)} rows = {league[['estimator', 'precondition', 'state']].drop_duplicates().shape[0]} "
+          f"configurations (estimator x preconditioning x model state) x {league['pairing'].nunique()} "
+          "pairings, scored against the same validation effects; cells = studies x (in, cross, each eval "
+          "task). Ranked: positive Spearman first, then by two-sided permutation p, then agreement.", "",
+          f"Best: {best['estimator']} / {best['precondition']} / {best['state']} / {best['pairing']}: "
+          f"agreement {best['agreement_rate']:.2f} of {best['n_cells']} cells, Spearman {best['spearman']:.2f}, "
+          f"p {best['p_value']:.3f}.", "",
+          league_markdown(league), ""]
+    for _, r in default.iterrows():
+        md.append(f"Default ({r['estimator']} / {r['precondition']} / aggregate / {r['pairing']}): rank "
+                  f"{r['rank']}, agreement {r['agreement_rate']:.2f}, Spearman {r['spearman']:.2f}, "
+                  f"p {r['p_value']:.3f}.")
+    atomic_write_text(smk.output.md, "\n".join(md) + "\n")
+    log.info("best: %s", best.to_dict())
+
+
+run(snakemake, main)  # noqa: F821
