@@ -11,9 +11,10 @@ import pytest
 from scipy import stats
 
 from swift_study.alignment import (
-    agreement_rate, agrees, alignment_stats, alignment_table, cost_table, delta,
-    merge_swift_validation, permutation_pvalue, read_benchmarks, sign, spearman,
+    agreement_rate, agrees, alignment_stats, alignment_table, delta, merge_swift_validation,
+    permutation_pvalue, sign, spearman,
 )
+from swift_study.costs import StudyShape, cost_table, flop_table, read_benchmarks
 from swift_study.errors import DataError
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
@@ -201,3 +202,21 @@ def test_tiny_predictions_keep_their_sign():
     t = alignment_table([dict(relinf=float("nan"), prediction=1e-18, delta=0.1),
                          dict(relinf=float("nan"), prediction=-1e-18, delta=0.1)])
     assert list(t["sign_swift"]) == [1.0, -1.0] and list(t["agree"]) == [1.0, 0.0]
+
+
+def test_flop_table_counts_each_side_and_projects_to_7b():
+    shape = StudyShape(swift_tokens=1000, n_states=4, train_tokens=2e5, gen_prompt_tokens=3000, loss_tokens=4000)
+    t = flop_table(shape, n_params=1_000_000, n_params_7b=7e9, flops_per_s=1e14).set_index("side")
+    assert t.loc["swift", "flops"] == 6 * 1000 * 4 * 1e6
+    assert t.loc["validation", "flops"] == (6 * 2e5 + 2 * 7000) * 1e6
+    assert t.loc["ratio", "flops"] == pytest.approx(t.loc["validation", "flops"] / t.loc["swift", "flops"])
+    assert t.loc["ratio", "flops_7b"] == pytest.approx(t.loc["ratio", "flops"])  # N cancels
+    assert t.loc["swift", "gpu_hours_7b"] == pytest.approx(6 * 1000 * 4 * 7e9 / 1e14 / 3600)
+
+
+def test_count_parameters_matches_the_loaded_model(tiny_model_dir):
+    from swift_study.costs import count_parameters
+    from swift_study.modeling import load_model
+
+    model = load_model(tiny_model_dir)
+    assert count_parameters(tiny_model_dir) == sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

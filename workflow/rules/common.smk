@@ -117,6 +117,7 @@ def validation_outputs():
         f"{R}/validation/validation.csv",
         f"{R}/validation/generations.csv",
         f"{R}/validation/costs.csv",
+        f"{R}/validation/flops.csv",
         f"{R}/figures/alignment.png",
         f"{R}/figures/alignment.pdf",
         f"{R}/figures/validation.png",

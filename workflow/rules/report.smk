@@ -15,6 +15,7 @@ rule report:
         validation_png=f"{R}/figures/validation.png",
         generations=f"{R}/validation/generations.csv",
         costs=f"{R}/validation/costs.csv",
+        flops=f"{R}/validation/flops.csv",
         league=f"{R}/alignment/league.csv",
         league_png=f"{R}/figures/league.png",
     output:

@@ -111,11 +111,17 @@ rule alignment:
         swift=f"{R}/swift/summary.csv",
         records=f"{R}/data/eval/qa.jsonl",
         samples=expand(f"{R}/eval/{{vmodel}}_seed-{{seed}}/samples.jsonl", vmodel=VAL_MODELS, seed=SEEDS),
+        # for the FLOP count: the study's shape in tokens, and the model's size
+        tokenizer=tokenizer_dir(),
+        start_state=state_requirement(VAL["start_state"]),
+        train_sets=expand(f"{R}/validation/data/{{vmodel}}.jsonl", vmodel=VAL_MODELS),
+        probes=expand(f"{R}/data/studies/{{study}}/probes.jsonl", study=STUDIES),
     output:
         alignment=f"{R}/validation/alignment.csv",
         validation=f"{R}/validation/validation.csv",
         generations=f"{R}/validation/generations.csv",
         costs=f"{R}/validation/costs.csv",
+        flops=f"{R}/validation/flops.csv",
         summary=f"{R}/validation/alignment.md",
         png=f"{R}/figures/alignment.png",
         pdf=f"{R}/figures/alignment.pdf",
@@ -130,6 +136,10 @@ rule alignment:
         n_perm=VAL["n_perm"],
         metric=VAL["metric"],
         seed=config["seed"],
+        start_state_dir=state_dir(VAL["start_state"]),
+        n_states=len(STATES),
+        num_epochs=VAL["num_epochs"],
+        max_length=config["model"]["max_length"],
         swift_benchmarks=swift_benchmark_files(),
         validation_benchmarks=validation_benchmark_files(),
     log:

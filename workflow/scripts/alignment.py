@@ -3,16 +3,38 @@ from pathlib import Path
 
 import pandas as pd
 
-from swift_study.alignment import PAIRINGS, alignment_stats, cost_table, merge_swift_validation
+from swift_study.alignment import PAIRINGS, alignment_stats, merge_swift_validation
+from swift_study.costs import StudyShape, cost_table, count_parameters, flop_table
+from swift_study.encoding import encode_pair
 from swift_study.evaluation import generation_stats, load_samples
 from swift_study.figures import plot_alignment, plot_validation
 from swift_study.records import atomic_write_text, read_jsonl
 from swift_study.runner import run
+from swift_study.tokenizer import load_tokenizer
 from swift_study.validation import validation_effects
 
 
 VALIDATION_VIEW = ["study", "context", "em_B", "em_S", "em_ctrl", "delta_em", "delta_em_lo", "delta_em_hi",
                    "delta_em_ctrl", "delta_em_ctrl_lo", "delta_em_ctrl_hi", "delta_loss", "delta_loss_ctrl"]
+
+
+def study_shape(smk, p, records, samples) -> StudyShape:
+    """The study's size in tokens (see :mod:`swift_study.costs`)."""
+    tok = load_tokenizer(smk.input.tokenizer)
+
+    def n_tokens(prompt: str, response: str) -> int:
+        return len(encode_pair(tok, prompt, response, p.max_length)[0])
+
+    swift = sum(n_tokens(r.prompt, r.response) for r in records)
+    swift += sum(n_tokens(r.prompt, r.response) for f in smk.input.probes for r in read_jsonl(f))
+    per_set = {Path(f).stem: sum(n_tokens(r.prompt, r.response) for r in read_jsonl(f)) for f in smk.input.train_sets}
+    train = float(p.num_epochs) * len(p.seeds) * sum(per_set[m] for m in p.models)
+    prompt = sum(len(tok(r.prompt, add_special_tokens=False)["input_ids"]) for r in records)
+    full = sum(n_tokens(r.prompt, r.response) for r in records)
+    gen = sum(float(df["gen_tokens"].sum()) for m in p.models for df in samples[m])
+    runs = len(p.models) * len(p.seeds)
+    return StudyShape(swift_tokens=swift, n_states=int(p.n_states), train_tokens=train,
+                      gen_prompt_tokens=int(runs * prompt + gen), loss_tokens=int(runs * full))
 
 
 def main(smk, log):
@@ -48,6 +70,8 @@ def main(smk, log):
     costs = cost_table([Path(b) for b in p.swift_benchmarks if Path(b).exists()],
                        [Path(b) for b in p.validation_benchmarks if Path(b).exists()])
     costs.to_csv(smk.output.costs, index=False)
+    flops = flop_table(study_shape(smk, p, records, samples), count_parameters(p.start_state_dir))
+    flops.to_csv(smk.output.flops, index=False)
     agg = align[(align["state"] == "aggregate") & (align["pairing"] == "relative")]
     plot_alignment(agg, smk.output.png, smk.output.pdf, stats=headline["relative"], n_perm=p.n_perm, seed=p.seed)
     md = ["# Alignment of the swift study with the validation study", "",
@@ -60,7 +84,11 @@ def main(smk, log):
           val[VALIDATION_VIEW].to_markdown(index=False, floatfmt=".3f"), "",
           "## Generations (truncated: cut at max_gen_toks, goal 0)", "",
           gens.to_markdown(index=False, floatfmt=".3f"), "",
-          "## Cost", "", costs.to_markdown(index=False, floatfmt=".1f")]
+          "## Cost", "", costs.to_markdown(index=False, floatfmt=".1f"), "",
+          "Floating-point operations (2N per token forward, 4N backward; pretraining and warm-up, shared by "
+          "both sides, counted in neither; 7B: the same study shape on a 6.74e9-parameter model, GPU-hours at "
+          "an assumed sustained 4e14 FLOP/s; see swift_study.costs):", "",
+          flops[["side", "flops", "flops_7b", "gpu_hours_7b"]].to_markdown(index=False, floatfmt=".3g")]
     atomic_write_text(smk.output.summary, "\n".join(md) + "\n")
     log.info("aggregate alignment: %s", headline)
 

@@ -39,6 +39,7 @@ def main(smk, log):
         "alignment_uri": image_data_uri(i.alignment_png),
         "alignment_table": csv_table(i.alignment),
         "cost_table": csv_table(i.costs, "{:.1f}"),
+        "flops_table": csv_table(i.flops, "{:.3g}"),
         "league_uri": image_data_uri(i.league_png),
         "league_table": csv_table(i.league, "{:.3g}"),
         "config_yaml": config_yaml(cfg),

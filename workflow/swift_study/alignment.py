@@ -1,4 +1,4 @@
-"""Did the swift study predict the validation study? Agreement, correlation, cost.
+"""Did the swift study predict the validation study? Agreement and correlation.
 
 Definitions (this project's own; see ``METHOD.md``, section Alignment):
 
@@ -23,19 +23,15 @@ Rank correlation
     Spearman's rho between the prediction (else RelInf) and Delta over the cells
     with both finite (:func:`spearman`, NaN below 3 cells or for a constant
     side), and a two-sided permutation p-value (:func:`permutation_pvalue`).
-Cost
-    Snakemake ``benchmark:`` files of the two sides (:func:`read_benchmarks`,
-    :func:`cost_table`): wall seconds and CPU seconds summed per side, and the
-    speed-up ``validation / swift``.
+
+What each side costs is :mod:`swift_study.costs`.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import re
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -336,84 +332,3 @@ def alignment_stats(table: pd.DataFrame, n_perm: int = 10000, seed: int = 0) -> 
         "spearman": spearman(x, y),
         "p_value": permutation_pvalue(x, y, n_perm=n_perm, seed=seed),
     }
-
-
-# --------------------------------------------------------------------------- cost
-
-BENCH_NUMERIC: tuple[str, ...] = (
-    "s", "max_rss", "max_vms", "max_uss", "max_pss", "io_in", "io_out", "mean_load", "cpu_time",
-)
-
-
-def _hms_seconds(v: Any) -> float:
-    """``"1:02:03"`` or ``"1 day, 1:02:03"`` (Python timedelta text) -> seconds."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return float("nan")
-    m = re.fullmatch(r"\s*(?:(\d+)\s+days?,\s*)?(\d+):(\d+):(\d+(?:\.\d*)?)\s*", str(v))
-    if not m:
-        return float("nan")
-    d, h, mi, s = m.groups()
-    return float(int(d or 0) * 86400 + int(h) * 3600 + int(mi) * 60 + float(s))
-
-
-def read_benchmarks(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """Read Snakemake benchmark TSV files into one table, one row per benchmark run.
-
-    Columns are read by header name; ``-``, ``NA`` and empty cells are NaN; missing
-    columns of :data:`BENCH_NUMERIC` are NaN; ``s`` falls back to ``h:m:s`` where
-    missing. Adds ``path`` and ``repeat`` (the row's index within its file; a
-    file has several rows when the rule was benchmarked with ``repeat()``).
-    """
-    frames = []
-    for p in paths:
-        p = Path(p)
-        try:
-            df = pd.read_csv(p, sep="\t", na_values=["-", "NA", "nan", ""], keep_default_na=True,
-                             dtype=str)
-        except pd.errors.EmptyDataError:
-            continue
-        except OSError as exc:
-            raise DataError(f"{p}: cannot read benchmark file: {exc}") from exc
-        df.columns = [str(c).strip() for c in df.columns]
-        for col in BENCH_NUMERIC:
-            df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else np.nan
-        if "h:m:s" in df:
-            hms = df["h:m:s"].map(_hms_seconds)
-            df["s"] = df["s"].where(df["s"].notna(), hms)
-        df.insert(0, "repeat", np.arange(len(df)))
-        df.insert(0, "path", str(p))
-        frames.append(df)
-    if not frames:
-        return pd.DataFrame(columns=["path", "repeat", *BENCH_NUMERIC])
-    return pd.concat(frames, ignore_index=True)
-
-
-def cost_table(swift_paths: Iterable[str | Path], validation_paths: Iterable[str | Path]) -> pd.DataFrame:
-    """Cost of each side and the speed-up of the swift study.
-
-    Per benchmark file the mean over its repeats (one job's cost); summed per
-    side. Rows ``swift``, ``validation``, ``speedup`` (= validation / swift, for
-    ``wall_s`` and ``cpu_s`` only); columns ``side``, ``n_jobs``, ``wall_s``,
-    ``cpu_s``, ``max_rss_mb`` (largest job). Wall seconds are the GPU-seconds of
-    jobs that hold one GPU; CPU seconds are Snakemake's ``cpu_time``.
-    """
-    out = []
-    for side, paths in (("swift", swift_paths), ("validation", validation_paths)):
-        b = read_benchmarks(paths)
-        if len(b):
-            per = b.groupby("path", sort=False)[["s", "cpu_time", "max_rss"]].mean()
-            wall = float(per["s"].sum(min_count=1))
-            cpu = float(per["cpu_time"].sum(min_count=1))
-            rss = float(per["max_rss"].max())
-            n = int(len(per))
-        else:
-            wall = cpu = rss = float("nan")
-            n = 0
-        out.append(dict(side=side, n_jobs=n, wall_s=wall, cpu_s=cpu, max_rss_mb=rss))
-
-    def ratio(a: float, b: float) -> float:
-        return float(a / b) if np.isfinite(a) and np.isfinite(b) and b > 0 else float("nan")
-
-    out.append(dict(side="speedup", n_jobs=np.nan, wall_s=ratio(out[1]["wall_s"], out[0]["wall_s"]),
-                    cpu_s=ratio(out[1]["cpu_s"], out[0]["cpu_s"]), max_rss_mb=np.nan))
-    return pd.DataFrame(out, columns=["side", "n_jobs", "wall_s", "cpu_s", "max_rss_mb"])
