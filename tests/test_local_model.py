@@ -1,0 +1,99 @@
+"""A Chinese-LLaMA-2-style local model directory: a SentencePiece ``tokenizer.model``
+loaded as ``LlamaTokenizer`` (BOS on, no pad token) next to a ``LlamaForCausalLM``."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+spm = pytest.importorskip("sentencepiece")
+
+from swift_study.checks import check_local_model  # noqa: E402
+from swift_study.encoding import IGNORE_INDEX, encode_pair  # noqa: E402
+from swift_study.errors import ConfigError  # noqa: E402
+from swift_study.gradients import GradientArgs, featurize  # noqa: E402
+from swift_study.tasks import generate_queries  # noqa: E402
+from swift_study.tokenizer import load_tokenizer  # noqa: E402
+
+PAIRS = [("计算12+3。\n", "答案：15"), ("请问９和７３的和是多少？\n", "答案：82"),
+         ("Reverse the sequence q k u d.\n", "Answer: d u k q"), ("将序列 b z s 倒序。\n", "答案：s z b")]
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory):
+    """Train a small SentencePiece BPE model (byte fallback, split digits, LLaMA's special
+    ids) on suite text and save it, Chinese-LLaMA-2 style, with a tiny Llama."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    root = tmp_path_factory.mktemp("cn_llama")
+    texts = [p + r for p, r in PAIRS]
+    for task in ("add", "sub", "compare", "reverse", "sort", "word"):
+        for lang in ("zh", "en"):
+            texts += [q.raw + " " + q.canonical + " " + q.answer for q in generate_queries(task, lang, 60, 0)]
+    (root / "corpus.txt").write_text("\n".join(t.replace("\n", " ") for t in texts), encoding="utf-8")
+    spm.SentencePieceTrainer.train(
+        input=str(root / "corpus.txt"), model_prefix=str(root / "tokenizer"), vocab_size=700,
+        model_type="bpe", byte_fallback=True, split_digits=True, character_coverage=1.0, unk_id=0,
+        bos_id=1, eos_id=2, pad_id=-1, num_threads=1, minloglevel=2)
+    model_dir = root / "model"
+    model_dir.mkdir()
+    (model_dir / "tokenizer.model").write_bytes((root / "tokenizer.model").read_bytes())
+    (model_dir / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+        "add_bos_token": True, "add_eos_token": False, "legacy": False}), encoding="utf-8")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=700, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=64, max_position_embeddings=128, bos_token_id=1, eos_token_id=2,
+                      tie_word_embeddings=False)
+    LlamaForCausalLM(cfg).save_pretrained(model_dir)
+    return model_dir
+
+
+def test_loads_like_chinese_llama(llama_dir):
+    check_local_model(llama_dir)  # config, weights, tokenizer, vocabulary within the embedding
+    tok = load_tokenizer(llama_dir)
+    assert type(tok).__name__.startswith("LlamaTokenizer") and len(tok) == 700
+    assert tok("答案：1")["input_ids"][0] == tok.bos_token_id == 1  # BOS on by default
+    assert tok.pad_token == tok.eos_token  # no pad token of its own: EOS stands in
+    proc = subprocess.run([sys.executable, "-m", "swift_study.cli", "check-model", str(llama_dir)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "LlamaForCausalLM" in proc.stdout and "LlamaTokenizer" in proc.stdout
+
+
+def test_prompt_response_boundary(llama_dir):
+    """The loss covers exactly the response (+ EOS), whatever SentencePiece merges."""
+    tok = load_tokenizer(llama_dir)
+    for prompt, response in PAIRS:
+        ids, labels = encode_pair(tok, prompt, response, 128)
+        target = [t for t, lab in zip(ids, labels) if lab != IGNORE_INDEX]
+        assert target[-1] == tok.eos_token_id
+        assert tok.decode(target[:-1]) == response, (prompt, response)
+        assert tok.decode([t for t, lab in zip(ids, labels) if lab == IGNORE_INDEX]) == prompt
+
+
+def test_gradients_on_the_local_model(llama_dir):
+    from swift_study.modeling import load_model
+
+    tok = load_tokenizer(llama_dir)
+    model = load_model(llama_dir)
+    base = dict(proj_factor_dim=8, proj_dim=256, device="cpu", chunk_size=2)
+    fast = featurize(model, tok, PAIRS, GradientArgs(**base), progress=False)
+    exact = featurize(model, tok, PAIRS, GradientArgs(engine="exact", **base), progress=False)
+    assert np.isfinite(fast).all() and np.abs(fast).max() > 0
+    np.testing.assert_allclose(fast, exact, rtol=1e-3, atol=1e-4 * np.abs(exact).max())
+
+
+def test_vocabulary_larger_than_the_embedding_is_refused(llama_dir, tmp_path):
+    import shutil
+
+    small = tmp_path / "small"
+    shutil.copytree(llama_dir, small)
+    cfg = json.loads((small / "config.json").read_text())
+    cfg["vocab_size"] = 100
+    (small / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match=r"the tokenizer has 700 tokens but the model's embedding has 100"):
+        check_local_model(small)
