@@ -214,9 +214,9 @@ def test_flop_table_counts_each_side_and_projects_to_7b():
     assert t.loc["swift", "gpu_hours_7b"] == pytest.approx(6 * 1000 * 4 * 7e9 / 1e14 / 3600)
 
 
-def test_count_parameters_matches_the_loaded_model(tiny_model_dir):
-    from swift_study.costs import count_parameters
+def test_saved_model_parameters_match_the_loaded_model(tiny_model_dir):
+    from swift_study.costs import saved_model_parameters
     from swift_study.modeling import load_model
 
     model = load_model(tiny_model_dir)
-    assert count_parameters(tiny_model_dir) == sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    assert saved_model_parameters(tiny_model_dir) == sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

@@ -20,7 +20,6 @@ rule league:
     params:
         studies=[STUDY[s] for s in STUDIES],
         states=STATES,
-        n_shards=SHARDS,
         state_dirs=[state_dir(s) for s in STATES],
         base_lr=config["warmup"]["learning_rate"],
         gradients=SWIFT["gradients"],

@@ -56,7 +56,6 @@ rule score_study:
     params:
         studies=[STUDY[s] for s in STUDIES],
         states=STATES,
-        n_shards=SHARDS,
         state_dirs=[state_dir(s) for s in STATES],
         base_lr=config["warmup"]["learning_rate"],
         estimator=SWIFT["estimator"],

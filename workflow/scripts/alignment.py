@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 
 from swift_study.alignment import PAIRINGS, alignment_stats, merge_swift_validation
-from swift_study.costs import StudyShape, cost_table, count_parameters, flop_table
+from swift_study.costs import StudyShape, cost_table, flop_table, saved_model_parameters
 from swift_study.encoding import encode_pair
 from swift_study.evaluation import generation_stats, load_samples
 from swift_study.figures import plot_alignment, plot_validation
@@ -70,7 +70,7 @@ def main(smk, log):
     costs = cost_table([Path(b) for b in p.swift_benchmarks if Path(b).exists()],
                        [Path(b) for b in p.validation_benchmarks if Path(b).exists()])
     costs.to_csv(smk.output.costs, index=False)
-    flops = flop_table(study_shape(smk, p, records, samples), count_parameters(p.start_state_dir))
+    flops = flop_table(study_shape(smk, p, records, samples), saved_model_parameters(p.start_state_dir))
     flops.to_csv(smk.output.flops, index=False)
     agg = align[(align["state"] == "aggregate") & (align["pairing"] == "relative")]
     plot_alignment(agg, smk.output.png, smk.output.pdf, stats=headline["relative"], n_perm=p.n_perm, seed=p.seed)

@@ -10,7 +10,7 @@ from swift_study.league import league_markdown, league_table, score_grid
 from swift_study.modeling import load_model
 from swift_study.records import atomic_write_text, read_jsonl
 from swift_study.runner import run
-from swift_study.swift import gradient_args, load_adam_state, state_learning_rate, state_scores
+from swift_study.swift import gradient_args, load_adam_state, per_state, state_learning_rate, state_scores
 from swift_study.tokenizer import load_tokenizer
 
 
@@ -19,30 +19,33 @@ def main(smk, log):
     evals = read_jsonl(smk.input.eval_records)
     studies = [StudySpec(s["name"], s["strategy"], tuple(s["in_task"])) for s in p.studies]
     probes = {s.name: read_jsonl(f) for s, f in zip(studies, smk.input.probe_records)}
-    k, n_states = p.n_shards, len(p.states)
+    n_states = len(p.states)
+    eval_stores = per_state(smk.input.evals, n_states)
+    probe_stores = per_state(smk.input.probes, len(studies) * n_states)  # study by study, then state
     args = gradient_args(p.gradients, p.seed, p.device, p.max_length)
     tok = load_tokenizer(smk.input.tokenizer)
     grid_states = {"none": {s.name: [] for s in studies}, "adam": {s.name: [] for s in studies}}
     for i, (state, sdir) in enumerate(zip(p.states, p.state_dirs)):
-        ef = smk.input.evals[i * k:(i + 1) * k]
+        ef = eval_stores[i]
         lr = state_learning_rate(sdir, p.base_lr if state == "base" else None)
-        has_moments = (Path(sdir) / "optimizer_moments.pt").exists()
+        # the base model has no optimizer moments: no adam rows for it
+        adam = load_adam_state(sdir) if (Path(sdir) / "optimizer_moments.pt").exists() else None
         model = None
         for j, study in enumerate(studies):
-            stored = smk.input.probes[(j * n_states + i) * k:(j * n_states + i + 1) * k]
+            stored = probe_stores[j * n_states + i]
             check_compatible([*stored, *ef])
             for pre in ("none", "adam"):
-                if pre == "adam" and not has_moments:
-                    continue  # the base model has no optimizer moments
+                if pre == "adam" and adam is None:
+                    continue
                 if pre == p.precondition:
                     feats = concat_features(stored)
                 else:
                     model = model or load_model(sdir)
                     pairs = [(r.prompt, r.response) for r in probes[study.name]]
                     feats = featurize(model, tok, pairs, args, progress=False,
-                                      adam=load_adam_state(sdir) if pre == "adam" else None)
+                                      adam=adam if pre == "adam" else None)
                 grid_states[pre][study.name].append(state_scores(state, lr, feats, ef, probes[study.name], evals))
-        log.info("state %s scored (adam: %s)", state, has_moments)
+        log.info("state %s scored (adam: %s)", state, adam is not None)
     grid_states = {pre: by for pre, by in grid_states.items() if all(by.values())}
     grid = score_grid(grid_states, studies, n_boot=p.n_boot, seed=p.seed)
     validation = pd.read_csv(smk.input.validation)

@@ -7,31 +7,30 @@ from swift_study.gradients import check_compatible, concat_features
 from swift_study.influence import ScoreArgs, StudySpec, score_study
 from swift_study.records import read_jsonl
 from swift_study.runner import run
-from swift_study.swift import state_learning_rate, state_scores
+from swift_study.swift import per_state, state_learning_rate, state_scores
 
 
 def main(smk, log):
     p = smk.params
     evals = read_jsonl(smk.input.eval_records)
-    k, n_states = p.n_shards, len(p.states)
-    eval_stores = [smk.input.evals[i * k:(i + 1) * k] for i in range(n_states)]
+    n_states = len(p.states)
+    eval_stores = per_state(smk.input.evals, n_states)
+    probe_stores = per_state(smk.input.probes, len(p.studies) * n_states)  # study by study, then state
     for j, spec in enumerate(p.studies):
         probes = read_jsonl(smk.input.probe_records[j])
         study = StudySpec(spec["name"], spec["strategy"], tuple(spec["in_task"]))
-        mine = smk.input.probes[j * n_states * k:(j + 1) * n_states * k]  # this study's, state by state
         states, arrays = [], {}
         for i, (state, sdir) in enumerate(zip(p.states, p.state_dirs)):
-            pf, ef = mine[i * k:(i + 1) * k], eval_stores[i]
+            pf, ef = probe_stores[j * n_states + i], eval_stores[i]
             check_compatible([*pf, *ef])  # same projection, seed and parameters, or stop
             lr = state_learning_rate(sdir, p.base_lr if state == "base" else None)
             st = state_scores(state, lr, concat_features(pf), ef, probes, evals)
             states.append(st)
-            dots = st.dots
-            arrays[f"{state}/dots"] = dots
+            arrays[f"{state}/dots"] = st.dots
             arrays[f"{state}/probe_norms"] = st.probe_norms
             arrays[f"{state}/eval_norms"] = st.eval_norms
             log.info("study %s, state %s: %d probes x %d eval examples, lr=%s", study.name, state,
-                     *dots.shape, lr)
+                     *st.dots.shape, lr)
         df = score_study(states, study, ScoreArgs(estimator=p.estimator, n_boot=p.bootstrap["n_boot"],
                                                   confidence=p.bootstrap["confidence"], seed=p.seed))
         out = Path(smk.output.influence[j])

@@ -76,19 +76,13 @@ def describe_model(model_dir: str) -> str:
     """Check a local model directory (start-up check, then load its weights) and
     describe it in one line."""
     from .checks import check_local_model
-    from .errors import DataError
-    from .modeling import load_model
+    from .modeling import count_parameters, load_model
     from .tokenizer import load_tokenizer
 
     check_local_model(model_dir)
     tok = load_tokenizer(model_dir)
-    try:
-        model = load_model(model_dir, device="cpu")
-    except DataError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - reported with the directory
-        raise DataError(f"{model_dir}: the weights do not load ({type(exc).__name__}: {exc})") from exc
-    n_params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    model = load_model(model_dir, device="cpu")  # names the directory if the weights do not load
+    n_params = count_parameters(model)
     cfg = model.config
     return (f"{model_dir}: {type(model).__name__}, {n_params / 1e6:.2f}M parameters, "
             f"{cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, embedding "

@@ -153,12 +153,14 @@ def flop_table(shape: StudyShape, n_params: int, n_params_7b: float = PARAMS_7B,
     return pd.DataFrame(rows)
 
 
-def count_parameters(model_dir: str | Path) -> int:
+def saved_model_parameters(model_dir: str | Path) -> int:
     """Parameters of the model saved in ``model_dir`` (built on the meta device: no weights read)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    from .modeling import count_parameters
+
     cfg = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(cfg)
-    return int(sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()))
+    return int(count_parameters(model))

@@ -44,6 +44,15 @@ def eval_pairs(evals: Sequence[Record], target: str, target_records: Sequence[Re
     return [(r.prompt, by_query[r.query_id].response) for r in evals]
 
 
+def per_state(paths: Sequence[str], n_states: int) -> list[list[str]]:
+    """Split a list of feature stores ordered state by state (shards in order within a
+    state, as the rules list them) into one list of shards per state."""
+    if n_states <= 0 or len(paths) % n_states:
+        raise ValueError(f"{len(paths)} feature stores do not split into {n_states} model states")
+    k = len(paths) // n_states
+    return [list(paths[i * k:(i + 1) * k]) for i in range(n_states)]
+
+
 def state_learning_rate(state_dir: str | Path, fallback: float | None) -> float | None:
     """eta_k of a model state: the learning rate recorded in its ``state.json``, else ``fallback``."""
     import json
