@@ -13,6 +13,7 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/swift.smk"
 include: "workflow/rules/validation.smk"
 include: "workflow/rules/league.smk"
+include: "workflow/rules/budget.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -1,12 +1,11 @@
 """Shared fixtures. Everything runs offline on the `tiny` preset."""
-import os
 from pathlib import Path
 
 import pytest
 
-for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ[_var] = "1"
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from swift_study.offline import set_offline
+
+set_offline()
 
 REPO = Path(__file__).resolve().parents[1]
 

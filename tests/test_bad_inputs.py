@@ -12,6 +12,7 @@ from swift_study.checks import check_arch, check_device, check_local_model, star
 from swift_study.config import validate_config
 from swift_study.errors import ConfigError, DataError, SwiftStudyError
 from swift_study.gradients import FeatureStore, open_features, pairwise_inner
+from swift_study.offline import offline_env
 from swift_study.records import read_jsonl
 from swift_study.suite import build_suite
 
@@ -142,7 +143,7 @@ def test_errors_are_swift_study_errors():
 
 
 def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env = offline_env()
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(REPO / "config" / "tiny.yaml"), *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)

@@ -19,7 +19,7 @@ import torch
 
 from swift_study.encoding import IGNORE_INDEX, collate, encode_pair, per_example_loss
 from swift_study.finetune import (
-    ADAPTER_BASE_JSON, MOMENTS_NAME, SUMMARY_NAME, TrainArgs, adapter_base_dir, load_moments,
+    ADAPTER_BASE_JSON, MOMENTS_NAME, TrainArgs, adapter_base_dir, load_moments,
     load_train_summary, train,
 )
 from swift_study.modeling import build_tiny_llama, load_model

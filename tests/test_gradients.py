@@ -10,19 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-from swift_study.encoding import collate  # noqa: E402
-from swift_study.gradients import (  # noqa: E402
+from swift_study.encoding import collate
+from swift_study.gradients import (
     AdamState, FeatureStore, GradientArgs, IdentityProjector, KronProjector, MixedProjector,
     SketchProjector,
     adam_precondition, feature_dim, feature_norms, featurize, open_features, pairwise_inner,
     per_example_features_fast, per_example_grads_exact, per_example_grads_loop, read_meta,
     select_parameters,
 )
-from swift_study.modeling import build_tiny_llama  # noqa: E402
-from swift_study.tokenizer import train_tokenizer  # noqa: E402
+from swift_study.modeling import build_tiny_llama
+from swift_study.tokenizer import train_tokenizer
 
 ARCH = dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
             max_position_embeddings=128)

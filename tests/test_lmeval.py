@@ -7,9 +7,6 @@ import os
 import random
 from pathlib import Path
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["HF_DATASETS_OFFLINE"] = "1"
-
 import pytest
 import torch
 import yaml

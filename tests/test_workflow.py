@@ -1,6 +1,5 @@
 """The whole chain through Snakemake on the `tiny` preset, in a temporary directory."""
 import json
-import os
 import re
 import subprocess
 import sys
@@ -9,12 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from swift_study.offline import offline_env
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env = offline_env()
     cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(REPO / "config" / "tiny.yaml"), "--cores", "2", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
@@ -92,6 +93,34 @@ def test_rerun_is_a_no_op_and_new_probes_rerun_the_swift_side_only(tiny_run):
     rules = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
     assert {"study_sets", "state_features", "score_study", "alignment"} <= rules
     assert not rules & {"finetune", "warmup", "pretrain", "evaluate"}  # retraining does not depend on probes
+
+
+@pytest.mark.slow
+def test_budget_study_on_the_tiny_run(tiny_run):
+    """`snakemake budget` reuses the model states, selects, retrains and tabulates."""
+    work = tiny_run.parent
+    _snakemake(work, "--quiet", "rules", "budget")
+    r = tiny_run / "budget"
+    pool = pd.read_json(r / "pool.jsonl", lines=True)
+    assert set(pool["format"]) == {"qa", "cot", "corrupt"} and len(pool) == 4 * 12 * 3
+    sel = pd.read_csv(r / "selections/summary.csv").set_index("run")
+    n = max(1, round(0.05 * len(pool)))
+    for s in ("random", "cluster", "gradient", "swift"):
+        assert sel.loc[f"add.{s}.pct-5", "n_selected"] == n
+        chosen = pd.read_json(r / f"selections/add.{s}.pct-5.jsonl", lines=True)
+        assert len(chosen) == n and set(chosen["id"]) <= set(pool["id"])
+    assert sel.loc["add.task", "n_selected"] == (pool["task"] == "add").sum()
+    table = pd.read_csv(r / "budget.csv")
+    pooled = table[(table["seed"] == "all") & (table["cell"] == "target")]
+    assert set(pooled["selector"]) == {"start", "random", "cluster", "gradient", "swift", "task", "all"}
+    assert pooled["em"].between(0, 1).all() and (pooled["em_lo"] <= pooled["em_hi"]).all()
+    assert set(table["cell"]) == {"target", "other"} | {f"task:{t}" for t in ("add", "sub", "compare", "reverse")}
+    assert (table.loc[table["selector"] == "all", "n_examples"] == len(pool)).all()
+    assert (table.loc[~table["selector"].isin(["start"]), "train_seconds"] > 0).all()
+    assert set(pd.read_csv(r / "ltd.csv")["verdict"]) <= {"beats", "matches", "worse"}
+    assert "LTD claim" in (r / "budget.md").read_text(encoding="utf-8")
+    assert (tiny_run / "figures/budget.png").stat().st_size > 0
+    assert not (r / "models").exists() or not any((r / "models").rglob("*.safetensors"))  # models not kept
 
 
 def test_bad_config_key_stops_with_its_name(tmp_path):

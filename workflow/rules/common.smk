@@ -1,18 +1,19 @@
 # Shared set-up: config validation and start-up checks, offline environment, constants,
 # wildcard constraints and input/output helper functions (rule files hold rules only).
 import os
+import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
+from swift_study.budget import budget_runs
 from swift_study.checks import startup_checks
 from swift_study.config import validate_config
 from swift_study.errors import SwiftStudyError
+from swift_study.offline import set_offline
 
-for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ[_var] = "1"
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+set_offline()
 
 try:
     _validated = validate_config(config)
@@ -43,6 +44,15 @@ if VAL["start_state"] not in STATES:
                         f"choose one of {STATES} or 'last'")
 # Validation models: B (plain QA), B+<study> (plus strategy data), ctrl+<study> (plus as much extra QA).
 VAL_MODELS = ["B"] + [f"B+{s}" for s in STUDIES] + [f"ctrl+{s}" for s in STUDIES]
+# The data-budget study: its model states ("last" resolved), runs and targets.
+BUDGET = config["budget"]
+BUDGET_STATES = [STATES[-1] if s == "last" else s for s in BUDGET["states"]]
+_bad_states = [s for s in BUDGET_STATES if s not in STATES]
+if _bad_states:
+    raise WorkflowError(f"config key budget.states: {_bad_states} are not model states; choose from {STATES} or 'last'")
+BUDGET_STATES = list(dict.fromkeys(BUDGET_STATES))
+BUDGET_RUNS = budget_runs(BUDGET)
+BUDGET_RUN = {r.name: r for r in BUDGET_RUNS}
 
 
 wildcard_constraints:
@@ -51,6 +61,7 @@ wildcard_constraints:
     vmodel="B|(B|ctrl)\\+(" + "|".join(STUDIES) + ")",
     seed="[0-9]+",
     shard="[0-9]+",
+    run="|".join(re.escape(r) for r in BUDGET_RUN),
 
 
 def tokenizer_dir():
@@ -141,3 +152,23 @@ def all_outputs():
         + validation_outputs()
         + [f"{R}/report.html"]
     )
+
+
+def budget_selection(run):
+    """The training set of a budget run: its selection, or the whole pool for ``all``."""
+    if run.target == "all":
+        return f"{R}/budget/pool.jsonl"
+    return f"{R}/budget/selections/{run.name}.jsonl"
+
+
+def budget_outputs():
+    """Every output of the data-budget study (`snakemake budget`)."""
+    return [f"{R}/budget/budget.csv", f"{R}/budget/ltd.csv", f"{R}/budget/budget.md",
+            f"{R}/figures/budget.png", f"{R}/figures/budget.pdf"]
+
+
+def budget_report_inputs(wildcards):
+    """The budget study's figure and summary for the report, once `snakemake budget` has
+    made them (the budget study is not part of the default run)."""
+    files = [f"{R}/figures/budget.png", f"{R}/budget/budget.md"]
+    return files if all(os.path.exists(f) for f in files) else []

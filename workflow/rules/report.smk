@@ -18,6 +18,7 @@ rule report:
         flops=f"{R}/validation/flops.csv",
         league=f"{R}/alignment/league.csv",
         league_png=f"{R}/figures/league.png",
+        budget=budget_report_inputs,
     output:
         f"{R}/report.html",
     params:

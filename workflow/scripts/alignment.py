@@ -4,11 +4,12 @@ from pathlib import Path
 import pandas as pd
 
 from swift_study.alignment import PAIRINGS, alignment_stats, merge_swift_validation
+from swift_study.atomic import atomic_write_text
 from swift_study.costs import StudyShape, cost_table, flop_table, saved_model_parameters
 from swift_study.encoding import encode_pair
 from swift_study.evaluation import generation_stats, load_samples
 from swift_study.figures import plot_alignment, plot_validation
-from swift_study.records import atomic_write_text, read_jsonl
+from swift_study.records import read_jsonl
 from swift_study.runner import run
 from swift_study.tokenizer import load_tokenizer
 from swift_study.validation import validation_effects

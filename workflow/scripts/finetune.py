@@ -1,8 +1,10 @@
-"""Snakemake script: retrain one validation model (trl SFTTrainer; full fine-tuning by default),
-then evaluate it with lm-evaluation-harness on every eval task."""
+"""Snakemake script: retrain one model (trl SFTTrainer; full fine-tuning by default) from the
+start state, then evaluate it with lm-evaluation-harness on every eval task. Used by the
+validation study and the budget study."""
+import shutil
 from pathlib import Path
 
-from swift_study.finetune import TrainArgs, train
+from swift_study.finetune import SUMMARY_NAME, TrainArgs, train
 from swift_study.lmeval import evaluate_trained, read_task_names
 from swift_study.records import read_jsonl
 from swift_study.runner import run
@@ -18,7 +20,9 @@ def main(smk, log):
     res = evaluate_trained(out, Path(p.start_dir), Path(smk.input.tasks), read_task_names(smk.input.names),
                            Path(smk.output.results), Path(smk.output.samples),
                            batch_size=p.eval["batch_size"], device=p.device)
-    log.info("evaluated %s seed %s: %s", smk.wildcards.vmodel, smk.wildcards.seed, res.get("results"))
+    if "summary" in smk.output.keys():
+        shutil.copyfile(out / SUMMARY_NAME, smk.output.summary)
+    log.info("evaluated %s: %s", dict(smk.wildcards), res.get("results"))
 
 
 run(snakemake, main)  # noqa: F821

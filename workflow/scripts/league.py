@@ -3,12 +3,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from swift_study.atomic import atomic_write_text
 from swift_study.figures import plot_league
 from swift_study.gradients import check_compatible, concat_features, featurize
 from swift_study.influence import StudySpec
 from swift_study.league import league_markdown, league_table, score_grid
 from swift_study.modeling import load_model
-from swift_study.records import atomic_write_text, read_jsonl
+from swift_study.records import read_jsonl
 from swift_study.runner import run
 from swift_study.swift import gradient_args, load_adam_state, per_state, state_learning_rate, state_scores
 from swift_study.tokenizer import load_tokenizer

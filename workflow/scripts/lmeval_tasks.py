@@ -2,8 +2,9 @@
 from collections import defaultdict
 from pathlib import Path
 
+from swift_study.atomic import atomic_write_text
 from swift_study.lmeval import write_task_yamls
-from swift_study.records import atomic_write_text, read_jsonl, write_jsonl
+from swift_study.records import read_jsonl, write_jsonl
 from swift_study.runner import run
 
 

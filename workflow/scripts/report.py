@@ -43,6 +43,8 @@ def main(smk, log):
         "league_uri": image_data_uri(i.league_png),
         "league_table": csv_table(i.league, "{:.3g}"),
         "config_yaml": config_yaml(cfg),
+        "budget_uri": image_data_uri(i.budget[0]) if i.budget else None,
+        "budget_md": Path(i.budget[1]).read_text(encoding="utf-8") if i.budget else None,
     }
     render_report(smk.params.template, smk.output[0], ctx)
     log.info("wrote %s", smk.output[0])

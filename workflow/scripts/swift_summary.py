@@ -1,8 +1,8 @@
 """Snakemake script: results/swift/summary.csv and summary.md over all studies."""
 import pandas as pd
 
+from swift_study.atomic import atomic_write_text
 from swift_study.influence import summary_markdown
-from swift_study.records import atomic_write_text
 from swift_study.runner import run
 
 

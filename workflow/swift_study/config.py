@@ -73,6 +73,9 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     from .tasks import TASKS, difficulty_params
 
     studies_from_config(out)  # cross-key checks (tasks and strategies exist)
+    from .budget import check_budget_config
+
+    check_budget_config(out)
     for task, params in out["suite"]["difficulty"].items():
         if task not in TASKS:
             raise ConfigError(f"config key suite.difficulty.{task}: not a built-in task; built-in: {sorted(TASKS)}")

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -123,23 +121,14 @@ def _rc() -> dict[str, Any]:
 
 
 def _save_atomic(fig: Figure, path: str | Path, fmt: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        kw: dict[str, Any] = {"format": fmt, "bbox_inches": "tight"}
-        if fmt == "png":
-            kw["dpi"] = _DPI
-        if fmt == "pdf":
-            kw["metadata"] = {"CreationDate": None}
-        fig.savefig(tmp, **kw)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .atomic import atomic_write_bytes
+
+    kw: dict[str, Any] = {"format": fmt, "bbox_inches": "tight"}
+    if fmt == "png":
+        kw["dpi"] = _DPI
+    if fmt == "pdf":
+        kw["metadata"] = {"CreationDate": None}
+    atomic_write_bytes(path, lambda fh: fig.savefig(fh, **kw))
 
 
 def _save_both(fig: Figure, out_png: str | Path | None, out_pdf: str | Path | None) -> None:
@@ -529,6 +518,63 @@ def plot_league(league: pd.DataFrame, out_png: str | Path | None, out_pdf: str |
         ax.legend(handles=[Patch(color=c, label=f"pairing: {p}") for p, c in colours.items()],
                   loc="lower right", fontsize=8)
         ax.set_title(_safe("League of swift configurations (best first; default in bold)"), fontsize=10)
+        fig.tight_layout()
+        _save_both(fig, out_png, out_pdf)
+        return fig
+
+
+def plot_budget(table: pd.DataFrame, out_png: str | Path | None, out_pdf: str | Path | None = None) -> Figure:
+    """The budget curve: exact match against the budget (share of the pool, log scale),
+    one line per selector with its interval, the ``task`` baseline (all target-task data)
+    as a horizontal band, the whole pool as a black square and the start state as a
+    dotted line; one column per target, rows for the target tasks and the other tasks."""
+    with rc_context(_rc()):
+        d = table[table["seed"].astype(str) == "all"]
+        targets = list(dict.fromkeys(d["target"]))
+        if not targets:
+            fig = Figure(figsize=(6, 3))
+            _placeholder(fig, "no budget rows")
+            _save_both(fig, out_png, out_pdf)
+            return fig
+        fig = Figure(figsize=(4.2 * len(targets), 6.4))
+        axes = np.atleast_2d(fig.subplots(2, len(targets), squeeze=False))
+        colours = {"random": "tab:gray", "cluster": "tab:green", "gradient": "tab:blue", "swift": "tab:red"}
+        for j, target in enumerate(targets):
+            for i, (cell, what) in enumerate((("target", "target tasks"), ("other", "other tasks"))):
+                ax = axes[i, j]
+                c = d[(d["target"] == target) & (d["cell"] == cell)]
+                if c.empty:
+                    _placeholder(fig, "")
+                    continue
+                pct = 100 * c["fraction"].astype(float)
+                for sel, g in c[~c["selector"].isin(["task", "all", "start"])].groupby("selector", sort=False):
+                    g = g.sort_values("fraction")
+                    x = 100 * g["fraction"].astype(float)
+                    ax.errorbar(x, g["em"], yerr=[g["em"] - g["em_lo"], g["em_hi"] - g["em"]], marker="o",
+                                ms=4, capsize=2, lw=1.4, color=colours.get(sel), label=_safe(sel))
+                for sel, style in (("task", "tab:purple"),):
+                    t = c[c["selector"] == sel]
+                    if len(t):
+                        r = t.iloc[0]
+                        ax.axhspan(r["em_lo"], r["em_hi"], color=style, alpha=0.15, lw=0)
+                        ax.axhline(r["em"], color=style, ls="--", lw=1.2,
+                                   label=_safe(f"task (all {what.split()[0]}-task data, {int(r['n_examples'])} ex.)"))
+                s = c[c["selector"] == "start"]
+                if len(s):
+                    ax.axhline(float(s["em"].iloc[0]), color="black", ls=":", lw=1, label="start state")
+                a = c[c["selector"] == "all"]
+                if len(a):
+                    r = a.iloc[0]
+                    ax.errorbar([100.0], [r["em"]], yerr=[[r["em"] - r["em_lo"]], [r["em_hi"] - r["em"]]],
+                                marker="s", color="black", capsize=2, ls="none", label="whole pool")
+                ax.set_xscale("log")
+                ax.set_ylim(-0.02, max(0.1, float(c["em_hi"].max()) * 1.1 + 0.02))
+                ax.set_xlim(max(0.05, float(pct[pct > 0].min()) / 1.6) if (pct > 0).any() else 0.1, 160)
+                ax.set_xlabel(_safe("budget (% of the pool)"))
+                ax.set_ylabel(_safe(f"exact match, {what}"))
+                ax.set_title(_safe(f"target {target}: {what}"), fontsize=10)
+                if i == 0 and j == 0:
+                    ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
         _save_both(fig, out_png, out_pdf)
         return fig

@@ -49,10 +49,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from .records import atomic_write_text
+from .atomic import atomic_write_text
+from .device import resolve_device
+from .offline import set_offline
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+set_offline()
 
 DEFAULT_LORA_TARGETS: tuple[str, ...] = (
     "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
@@ -151,12 +152,6 @@ def load_moments(path: str | os.PathLike) -> dict[str, Any]:
     obj = torch.load(path, map_location="cpu", weights_only=True)
     obj["betas"] = tuple(obj["betas"])
     return obj
-
-
-def _resolve_device(requested: str) -> str:
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
 
 
 def _make_logger(log: Any) -> Callable[[str], None]:
@@ -367,7 +362,7 @@ def train(model_dir: Path | None, tokenizer, examples: list[dict], out_dir: Path
     kind = _validate_examples(examples)
     if init_model is None and model_dir is None:
         raise ValueError("train(): give model_dir or init_model")
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     use_cpu = device == "cpu"
     bf16 = bool(args.bf16 and device.startswith("cuda") and torch.cuda.is_available()
                 and torch.cuda.is_bf16_supported())

@@ -48,10 +48,11 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from .answers import ANSWER_REGEX
-from .records import atomic_write_text
+from .atomic import atomic_write_text
+from .device import resolve_device
+from .offline import set_offline
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+set_offline()
 
 EM_SUFFIX = "_em"
 NLL_SUFFIX = "_nll"
@@ -187,14 +188,6 @@ def swift_hflm_class():
     return _SWIFT_HFLM
 
 
-def _resolve_device(device: str) -> str:
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def count_continuation_tokens(tokenizer, prompt: str, response: str,
                               add_special_tokens: bool | None = None) -> int:
     """Number of continuation tokens :class:`SwiftHFLM` scores for (prompt, response).
@@ -308,7 +301,7 @@ def evaluate(model_dir: Path, tasks_dir: Path, task_names: list[str], out_json: 
     missing = [t for t in task_names if t not in tm.all_tasks]
     if missing:
         raise ValueError(f"lm-eval tasks not found in {tasks_dir}: {missing}")
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     add_special = None
     if lm is None and not model_dir.is_dir():  # a missing local path must never become a hub id
         from .errors import DataError

@@ -5,15 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel
-
-
-def pick_device(requested: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else CPU; otherwise the named device."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
 
 
 def build_tiny_llama(arch: Mapping[str, Any], tokenizer, seed: int) -> LlamaForCausalLM:
@@ -66,3 +60,26 @@ def load_model(path: str | Path, device: str | torch.device = "cpu",
 def count_parameters(model: torch.nn.Module) -> int:
     """Number of distinct parameters (tied weights counted once)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+@torch.no_grad()
+def mean_pooled_embeddings(model: torch.nn.Module, tokenizer, pairs: list[tuple[str, str]], max_length: int,
+                           batch_size: int = 64, device: str = "cpu", progress: bool = True) -> np.ndarray:
+    """LTD-style example embeddings: the last hidden state averaged over the tokens of
+    ``prompt + response`` (padding excluded), ``(n, hidden)`` float32."""
+    from tqdm.auto import tqdm
+
+    from .encoding import encode_pair, pad_encoded
+
+    model.eval().to(device)
+    out = np.zeros((len(pairs), model.config.hidden_size), dtype=np.float32)
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+    for a in tqdm(range(0, len(order), batch_size), desc="embeddings", disable=not progress, leave=False):
+        idx = order[a:a + batch_size]
+        batch = pad_encoded([encode_pair(tokenizer, *pairs[i], max_length) for i in idx],
+                            tokenizer.pad_token_id).to(device)
+        hidden = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                       output_hidden_states=True).hidden_states[-1].float()
+        mask = batch.attention_mask.unsqueeze(-1).float()
+        out[idx] = ((hidden * mask).sum(1) / mask.sum(1).clamp_min(1)).cpu().numpy()
+    return out

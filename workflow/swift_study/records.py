@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .answers import has_answer_line
+from .atomic import atomic_write_text
 from .errors import DataError
 
 REQUIRED_FIELDS: tuple[str, ...] = (
@@ -121,21 +121,6 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[Record]:
 def read_jsonl(path: str | os.PathLike) -> list[Record]:
     """Read and validate a whole JSONL file (see :func:`iter_jsonl`)."""
     return list(iter_jsonl(path))
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename (no half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary readable files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[Record]) -> int:

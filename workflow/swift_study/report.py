@@ -28,7 +28,7 @@ def render_report(template_path: str | Path, out_path: str | Path, context: Mapp
     """Fill the Jinja2 template with ``context`` and write the report atomically."""
     import jinja2
 
-    from .records import atomic_write_text
+    from .atomic import atomic_write_text
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(template_path).parent)),
                              autoescape=jinja2.select_autoescape(["html", "j2"]))

@@ -14,20 +14,11 @@ one-line error and a non-zero exit (Snakemake then removes the rule's outputs).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from typing import Any, Callable
 
-OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-
-
-def set_offline() -> None:
-    """Forbid every hub download in this process."""
-    for var in OFFLINE_VARS:
-        os.environ[var] = "1"
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+from .offline import set_offline
 
 
 def run(smk: Any, main: Callable[[Any, logging.Logger], None]) -> None:

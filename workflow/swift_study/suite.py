@@ -64,7 +64,8 @@ def strategies_in_use(cfg: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(s["strategy"] for s in cfg["studies"]))
 
 
-def _query_meta(q: Query, pool: str | None) -> dict[str, Any]:
+def query_meta(q: Query, pool: str | None) -> dict[str, Any]:
+    """A record's ``meta`` from its query: canonical phrasing, steps, operands and the pool tag."""
     meta: dict[str, Any] = {
         "canonical": q.canonical,
         "steps": [{"expr": s.expr, "value": s.value} for s in q.steps],
@@ -87,6 +88,26 @@ def pretrain_text(q: Query) -> str:
     return "\n".join([q.canonical, *(s.text for s in q.steps), answer_line(q.answer, q.lang)])
 
 
+def split_queries(cfg: Mapping[str, Any], task: str, lang: str) -> dict[str, list[Query]]:
+    """The distinct queries of one built-in task and language, dealt into the splits of
+    :data:`SPLIT_ORDER` (``train``, ``extra``, ``probe``, ``eval``, ``pretrain``);
+    deterministic from ``cfg['seed']``."""
+    suite = cfg["suite"]
+    sizes = suite["sizes"]
+    total = sum(int(sizes[s]) for s in SPLIT_ORDER)
+    try:
+        queries = generate_queries(task, lang, total, int(cfg["seed"]), (suite.get("difficulty") or {}).get(task),
+                                   minimum=total - int(sizes["pretrain"]))
+    except ValueError as exc:
+        raise ConfigError(f"config key suite.sizes: {exc}") from exc
+    out: dict[str, list[Query]] = {}
+    start = 0
+    for split in SPLIT_ORDER:
+        out[split] = queries[start: start + int(sizes[split])]
+        start += int(sizes[split])
+    return out
+
+
 def generate_builtin(cfg: Mapping[str, Any]) -> tuple[list[str], list[Record]]:
     """The built-in suite: pretraining texts and records for every split and format.
 
@@ -94,7 +115,6 @@ def generate_builtin(cfg: Mapping[str, Any]) -> tuple[list[str], list[Record]]:
     """
     suite = cfg["suite"]
     seed = int(cfg["seed"])
-    sizes = suite["sizes"]
     registry = format_registry(suite.get("strategies"))
     strategies = strategies_in_use(cfg)
     for name in strategies:
@@ -108,16 +128,7 @@ def generate_builtin(cfg: Mapping[str, Any]) -> tuple[list[str], list[Record]]:
     records: list[Record] = []
     for task in suite["tasks"]:
         for lang in suite["langs"]:
-            total = sum(int(sizes[s]) for s in SPLIT_ORDER)
-            try:
-                queries = generate_queries(task, lang, total, seed, (suite.get("difficulty") or {}).get(task),
-                                           minimum=total - int(sizes["pretrain"]))
-            except ValueError as exc:
-                raise ConfigError(f"config key suite.sizes: {exc}") from exc
-            start = 0
-            for split in SPLIT_ORDER:
-                chunk = queries[start: start + int(sizes[split])]
-                start += int(sizes[split])
+            for split, chunk in split_queries(cfg, task, lang).items():
                 if split == "pretrain":
                     for q in chunk:
                         texts.append(pretrain_text(q))
@@ -133,7 +144,7 @@ def generate_builtin(cfg: Mapping[str, Any]) -> tuple[list[str], list[Record]]:
                         records.append(Record(
                             id=f"{qid}:{fmt}", query_id=qid, task=task, lang=lang, format=fmt,
                             prompt=prompt, response=response, answer=q.answer, split=rec_split,
-                            meta=_query_meta(q, pool),
+                            meta=query_meta(q, pool),
                         ))
     return texts, records
 
@@ -198,7 +209,7 @@ def write_suite(cfg: Mapping[str, Any], out_dir: str | Path) -> dict[str, int]:
     """
     import json
 
-    from .records import atomic_write_text
+    from .atomic import atomic_write_text
 
     out = Path(out_dir)
     texts, records = build_suite(cfg)

@@ -77,7 +77,7 @@ import torch
 from torch import nn
 
 from ..encoding import EncodedBatch, encode_pair, pad_encoded
-from ..modeling import pick_device
+from ..device import pick_device
 from .exact import per_example_grads_exact
 from .fast import per_example_features_fast
 from .loop import per_example_grads_loop

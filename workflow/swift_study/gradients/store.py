@@ -19,6 +19,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..atomic import atomic_write_text
 from ..errors import DataError
 
 
@@ -26,12 +27,6 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     """The JSON sidecar of a store: ``x.npy`` -> ``x.json`` (else ``x.<ext>.json``)."""
     p = Path(path)
     return p.with_suffix(".json") if p.suffix == ".npy" else p.with_name(p.name + ".json")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class FeatureStore:
@@ -85,7 +80,7 @@ class FeatureStore:
         os.replace(self._tmp, self.path)
         meta = {**self.meta, "n": self.n, "d": self.d, "dtype": "float32",
                 "file": self.path.name}
-        _atomic_write_text(sidecar_path(self.path), json.dumps(meta, indent=1, default=str))
+        atomic_write_text(sidecar_path(self.path), json.dumps(meta, indent=1, default=str))
         self._closed = True
         return self.path
 

@@ -1,0 +1,26 @@
+"""Snakemake script: gradient features of the budget pool (preconditioned as configured)
+and of the target examples at one model state."""
+from swift_study.gradients import featurize
+from swift_study.modeling import load_model
+from swift_study.records import read_jsonl
+from swift_study.runner import run
+from swift_study.swift import gradient_args, load_adam_state
+from swift_study.tokenizer import load_tokenizer
+
+
+def main(smk, log):
+    p = smk.params
+    args = gradient_args(p.gradients, p.seed, p.device, p.max_length)
+    tok = load_tokenizer(smk.input.tokenizer)
+    model = load_model(p.state_dir)
+    adam = load_adam_state(p.state_dir) if p.precondition == "adam" else None
+    pool = [(r.prompt, r.response) for r in read_jsonl(smk.input.pool)]
+    feats = featurize(model, tok, pool, args, adam=adam, out=smk.output.pool)
+    log.info("state %s: %d pool examples -> %s features (precondition %s)", smk.wildcards.state, *feats.shape,
+             p.precondition)
+    targets = [(r.prompt, r.response) for r in read_jsonl(smk.input.targets)]
+    feats = featurize(model, tok, targets, args, out=smk.output.targets)
+    log.info("state %s: %d target examples -> %s features", smk.wildcards.state, *feats.shape)
+
+
+run(snakemake, main)  # noqa: F821

@@ -1,0 +1,55 @@
+"""Snakemake script: every selection of the budget study (each target, selector and budget)."""
+import time
+
+import numpy as np
+import pandas as pd
+
+from swift_study.atomic import atomic_write_text
+from swift_study.budget import budget_size, needs, selection_context
+from swift_study.gradients import open_features
+from swift_study.records import read_jsonl, write_jsonl
+from swift_study.runner import run
+from swift_study.selection import run_selector
+from swift_study.swift import state_learning_rate
+
+
+def main(smk, log):
+    p, b = smk.params, smk.params.budget
+    pool = read_jsonl(smk.input.pool)
+    targets = read_jsonl(smk.input.targets)
+    need = needs(b["selectors"])
+    t0 = time.time()
+    states = [(open_features(pf), np.asarray(open_features(tf)), state_learning_rate(d, None))
+              for pf, tf, d in zip(smk.input.pool_features, smk.input.target_features, p.state_dirs)]
+    emb = np.load(smk.input.embeddings) if "embeddings" in need else None
+    by_target = {t["name"]: t["tasks"] for t in b["targets"]}
+    contexts = {}
+    for name, tasks in by_target.items():
+        t1 = time.time()
+        contexts[name] = selection_context(pool, tasks, p.seed, states if need & {"task_scores", "inflow"} else (),
+                                           [r.task for r in targets], p.estimator, emb)
+        log.info("target %s: scores from %d state(s) in %.1f s", name, len(states), time.time() - t1)
+    rows = []
+    for r, out in zip(p.runs, smk.output.selections):
+        ctx = contexts[r.target]
+        n = budget_size(r.fraction, len(pool)) if r.fraction is not None else len(pool)
+        t1 = time.time()
+        idx = run_selector(r.selector, ctx, n, b["user_selectors"])
+        secs = time.time() - t1
+        chosen = [pool[i] for i in idx]
+        write_jsonl(out, chosen)
+        fmts = {f: int(k) for f, k in pd.Series([c.format for c in chosen]).value_counts().items()}
+        tasks = pd.Series([c.task for c in chosen])
+        rows.append({"run": r.name, "target": r.target, "selector": r.selector, "budget": r.label,
+                     "n_selected": len(chosen), "select_seconds": secs,
+                     "target_task_share": float(tasks.isin(by_target[r.target]).mean()),
+                     **{f"format_{f}": fmts.get(f, 0) for f in sorted({x.format for x in pool})}})
+        log.info("%s: %d examples in %.2f s; formats %s", r.name, len(chosen), secs, fmts)
+    for name, ctx in contexts.items():
+        if "swift_inflows" in ctx.info:
+            log.info("target %s: swift format inflows %s", name, ctx.info["swift_inflows"])
+    log.info("all selections in %.1f s (features already computed)", time.time() - t0)
+    atomic_write_text(smk.output.summary, pd.DataFrame(rows).to_csv(index=False))
+
+
+run(snakemake, main)  # noqa: F821
