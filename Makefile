@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 run: setup
-	$(SNAKE) --cores $(CORES)
+	$(SNAKE) --workflow-profile workflow/profiles/default --cores $(CORES)
 
 dry-run: setup
 	$(SNAKE) -n
@@ -39,7 +39,7 @@ docs: setup
 	$(PY) -m swift_study.cli config-docs
 
 report: setup
-	$(SNAKE) --cores $(CORES) results/report.html
+	$(SNAKE) --workflow-profile workflow/profiles/default --cores $(CORES) results/report.html
 
 clean:
 	rm -rf results results-tiny .snakemake

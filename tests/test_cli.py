@@ -17,6 +17,30 @@ def test_run_builds_the_snakemake_command():
     assert cmd[cmd.index("--cores") + 1] == "all"
     assert "--configfile" not in snakemake_command("default", [])
     assert snakemake_command("default", ["--cores", "2"]).count("--cores") == 1
+    assert cmd[cmd.index("--workflow-profile") + 1].endswith("workflow/profiles/default")
+
+
+def test_slurm_profile_names_real_rules_and_gives_every_model_rule_a_gpu():
+    """The SLURM example must not drift from the workflow: each rule it sets exists, and
+    each rule whose script loads or trains a model asks for a GPU."""
+    import re
+
+    import yaml
+
+    prof = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.yaml").read_text(encoding="utf-8"))
+    assert prof["executor"] == "slurm"
+    scripts = {}
+    for smk in (ROOT / "workflow/rules").glob("*.smk"):
+        for chunk in re.split(r"^rule ", smk.read_text(encoding="utf-8"), flags=re.M)[1:]:
+            script = re.search(r'script:\s*"\.\./scripts/(\w+)\.py"', chunk)
+            scripts[chunk.split(":", 1)[0]] = script.group(1) if script else None
+    assert set(prof["set-resources"]) <= set(scripts), set(prof["set-resources"]) - set(scripts)
+    loads_model = {rule for rule, script in scripts.items() if script and re.search(
+        r"load_model|import.*\btrain\b|evaluate_trained|build_tiny_llama|evaluate\(",
+        (ROOT / f"workflow/scripts/{script}.py").read_text(encoding="utf-8"))}
+    assert {"finetune", "budget_train", "state_features", "warmup"} <= loads_model
+    gpu = {rule for rule, res in prof["set-resources"].items() if res.get("gpu")}
+    assert loads_model <= gpu, loads_model - gpu
 
 
 def _cli(*args):

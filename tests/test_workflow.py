@@ -99,7 +99,7 @@ def test_rerun_is_a_no_op_and_new_probes_rerun_the_swift_side_only(tiny_run):
 def test_budget_study_on_the_tiny_run(tiny_run):
     """`snakemake budget` reuses the model states, selects, retrains and tabulates."""
     work = tiny_run.parent
-    _snakemake(work, "--quiet", "rules", "budget")
+    _snakemake(work, "budget", "--quiet", "rules")
     r = tiny_run / "budget"
     pool = pd.read_json(r / "pool.jsonl", lines=True)
     assert set(pool["format"]) == {"qa", "cot", "corrupt"} and len(pool) == 4 * 12 * 3

@@ -53,6 +53,7 @@ rule budget_features:
     benchmark:
         f"{R}/benchmarks/budget/features/{{state}}.tsv"
     threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
+    priority: 10  # on the critical path: every selection waits for it, the whole-pool run does not
     resources:
         mem_mb=8000,
     conda:
@@ -134,7 +135,7 @@ rule budget_train:
         summary=f"{R}/budget/eval/{{run}}/seed-{{seed}}/train_summary.json",
     params:
         start_dir=state_dir(VAL["start_state"]),
-        train={"method": "full", **BUDGET["train"]},
+        train=BUDGET["train"],
         eval=VAL["eval"],
         max_length=config["model"]["max_length"],
         device=config["device"],

@@ -239,7 +239,10 @@ def budget_markdown(table: pd.DataFrame, claim: pd.DataFrame, max_fraction: floa
             ok = df[df["verdict"] != "worse"]
             best = df.sort_values("delta_vs_task", ascending=False).iloc[0]
             answer = "yes" if len(ok) else "no"
+            ref = t[t["target"] == target].set_index("selector")["em"]
             lines.append(f"- **{target}: {answer}.** Best: {best['selector']} at {best['budget']}, "
                          f"EM - EM(task) = {best['delta_vs_task']:+.3f} [{best['lo']:+.3f}, {best['hi']:+.3f}]; "
-                         f"{len(ok)} of {len(df)} runs match or beat `task`.")
+                         f"{len(ok)} of {len(df)} runs match or beat `task` "
+                         f"(EM of `task` {ref.get(TASK, float('nan')):.3f}, of the start state "
+                         f"{ref.get(START, float('nan')):.3f}: where training moves nothing, matching is no achievement).")
     return "\n".join(lines) + "\n"

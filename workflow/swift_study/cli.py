@@ -37,6 +37,8 @@ def snakemake_command(preset: str, extra: list[str]) -> list[str]:
     if not any(a == "--cores" or a.startswith("--cores=") or a in ("-c",) or
                (a.startswith("-c") and a[2:].isdigit()) for a in extra):
         cmd += ["--cores", "all"]
+    if not any(a == "--workflow-profile" or a.startswith("--workflow-profile=") for a in extra):
+        cmd += ["--workflow-profile", str(ROOT / "workflow" / "profiles" / "default")]
     if preset != "default":
         cmd += ["--configfile", str(ROOT / "config" / PRESETS[preset])]
     return cmd + list(extra)
