@@ -5,6 +5,8 @@ import pytest
 
 from swift_study.offline import set_offline
 
+from tiny_model import tiny_llama
+
 set_offline()
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,15 +27,13 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A saved hidden-32 Llama with its own trained tokenizer (a local model directory)."""
-    from swift_study.modeling import build_tiny_llama
     from swift_study.tokenizer import load_tokenizer, train_tokenizer
 
     root = tmp_path_factory.mktemp("tiny_model")
     texts = [f"{a}加{b}等于多少？\n答案：{a + b}" for a in range(30) for b in range(10)]
     train_tokenizer(texts, 200, root / "tok", model_max_length=128)
     tok = load_tokenizer(root / "tok")
-    model = build_tiny_llama(dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-                                  max_position_embeddings=128), tok, seed=0)
+    model = tiny_llama(tok, seed=0)
     model.save_pretrained(root / "model")
     tok.save_pretrained(root / "model")
     return root / "model"

@@ -11,9 +11,10 @@ import pytest
 from scipy import stats
 
 from swift_study.alignment import (
-    agreement_rate, agrees, alignment_stats, alignment_table, delta, merge_swift_validation,
+    agreement_rate, agrees, alignment_stats, alignment_table, merge_swift_validation,
     permutation_pvalue, sign, spearman,
 )
+from swift_study.effects import delta
 from swift_study.costs import StudyShape, cost_table, flop_table, read_benchmarks
 from swift_study.errors import DataError
 

@@ -109,6 +109,7 @@ def test_schema_enums_equal_the_code_registries():
     from swift_study.gradients import ENGINES, PROJECTIONS, SUBSETS
     from swift_study.gradients.engine import DEVICES
     from swift_study.influence import ESTIMATORS
+    from swift_study.metrics import METRICS
     from swift_study.records import LANGS
 
     p = load_schema()["properties"]
@@ -121,6 +122,10 @@ def test_schema_enums_equal_the_code_registries():
         "validation.method": (p["validation"]["properties"]["method"]["enum"], METHODS),
         "device": (p["device"]["enum"], DEVICES),
         "suite.langs": (p["suite"]["properties"]["langs"]["items"]["enum"], LANGS),
+        "validation.metric": (p["validation"]["properties"]["metric"]["enum"], METRICS),
+        "budget.train.method": (p["budget"]["properties"]["train"]["properties"]["method"]["enum"], METHODS),
+        "budget.gradients.projection": (p["budget"]["properties"]["gradients"]["properties"]["projection"]["enum"],
+                                        PROJECTIONS),
     }
     for key, (schema_enum, code) in pairs.items():
         assert sorted(schema_enum) == sorted(code), key

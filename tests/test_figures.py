@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from swift_study.alignment import alignment_table
+from swift_study.alignment import alignment_stats, alignment_table
 from swift_study.errors import DataError
 from swift_study.figures import cjk_font, plot_alignment, plot_study, plot_validation, strategy_label
-from swift_study.influence import ScoreArgs, StateScores, StudySpec, score_study
+from swift_study.influence import ScoreArgs, StateScores, score_study
+from swift_study.study import Study
 
 
 def study_df(strategy="cot", n_states=4, unstable_state=2, seed=0):
@@ -29,7 +30,7 @@ def study_df(strategy="cot", n_states=4, unstable_state=2, seed=0):
         d[:Q] += 0.5
         states.append(StateScores(f"step{10 * k}", d, np.ones(2 * Q), np.ones(E), fmt, pt, pq, et,
                                   lr=1e-3))
-    return score_study(states, StudySpec(f"{strategy}_ab", strategy, ("A", "B")), ScoreArgs(n_boot=200))
+    return score_study(states, Study(f"{strategy}_ab", strategy, ("A", "B")), ScoreArgs(n_boot=200))
 
 
 def check_files(png, pdf):
@@ -93,12 +94,13 @@ def test_plot_alignment(tmp_path, no_warnings):
              delta=-0.02, delta_lo=-0.04, delta_hi=0.0),
     ]
     png, pdf = tmp_path / "align.png", tmp_path / "align.pdf"
-    plot_alignment(alignment_table(rows), png, pdf, n_perm=200)
+    table = alignment_table(rows)
+    plot_alignment(table, png, pdf, stats=alignment_stats(table, n_perm=200))
     check_files(png, pdf)
 
 
 def test_plot_alignment_empty(tmp_path, no_warnings):
-    plot_alignment(alignment_table([]), tmp_path / "a.png", tmp_path / "a.pdf")
+    plot_alignment(alignment_table([]), tmp_path / "a.png", tmp_path / "a.pdf", stats={})
     assert (tmp_path / "a.pdf").read_bytes()[:5] == b"%PDF-"
 
 

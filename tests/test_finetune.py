@@ -7,25 +7,23 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from pathlib import Path
-
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 import pytest
 import torch
 
 from swift_study.encoding import IGNORE_INDEX, collate, encode_pair, per_example_loss
 from swift_study.finetune import (
-    ADAPTER_BASE_JSON, MOMENTS_NAME, TrainArgs, adapter_base_dir, load_moments,
+    ADAPTER_BASE_JSON, TrainArgs, adapter_base_dir,
     load_train_summary, train,
 )
-from swift_study.modeling import build_tiny_llama, load_model
+from swift_study.modeling import load_model
+from swift_study.states import MOMENTS_NAME, load_moments
 from swift_study.tokenizer import load_tokenizer, train_tokenizer
 
-ARCH = dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, max_position_embeddings=128)
+from tiny_model import tiny_llama
+
 MAX_LEN = 64
 
 
@@ -46,7 +44,7 @@ def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("ft")
     train_tokenizer([p + r for p, r in make_pairs(400, 0)], 300, root / "tok", model_max_length=128)
     tok = load_tokenizer(root / "tok")
-    model = build_tiny_llama(ARCH, tok, seed=0)
+    model = tiny_llama(tok, seed=0)
     model.save_pretrained(root / "base")
     tok.save_pretrained(root / "base")
     pairs = make_pairs(256, 1)
@@ -256,13 +254,13 @@ def test_state_export(env, full_run):
 
 def test_text_pretraining_from_init_model(env):
     tok = env["tok"]
-    model = build_tiny_llama(ARCH, tok, seed=5)
+    model = tiny_llama(tok, seed=5)
     texts = [{"text": p + r} for p, r in make_pairs(256, 3)]
     from trl import SFTConfig, SFTTrainer
     from datasets import Dataset
 
     # trl's text path: whole text is the target, EOS appended
-    tr = SFTTrainer(model=build_tiny_llama(ARCH, tok, seed=5),
+    tr = SFTTrainer(model=tiny_llama(tok, seed=5),
                     args=SFTConfig(output_dir=str(env["root"] / "work_tok2"), use_cpu=True, bf16=False,
                                    activation_checkpointing=False, report_to="none", max_length=MAX_LEN),
                     processing_class=tok, train_dataset=Dataset.from_list(texts[:4]))

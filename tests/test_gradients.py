@@ -18,11 +18,10 @@ from swift_study.gradients import (
     per_example_features_fast, per_example_grads_exact, per_example_grads_loop, read_meta,
     select_parameters,
 )
-from swift_study.modeling import build_tiny_llama
 from swift_study.tokenizer import train_tokenizer
 
-ARCH = dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-            max_position_embeddings=128)
+from tiny_model import tiny_llama
+
 TOL = 1e-5
 
 
@@ -56,7 +55,7 @@ def tok(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def model(tok):
-    m = build_tiny_llama(ARCH, tok, seed=0)
+    m = tiny_llama(tok, seed=0)
     # Break the symmetric init a little so gradients are generic.
     with torch.no_grad():
         for p in m.parameters():
@@ -75,7 +74,7 @@ def batch(tok):
 @pytest.fixture(scope="session")
 def lora_model(tok):
     peft = pytest.importorskip("peft")
-    base = build_tiny_llama(ARCH, tok, seed=1)
+    base = tiny_llama(tok, seed=1)
     torch.manual_seed(0)
     m = peft.get_peft_model(base, peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
                                                   target_modules=["q_proj", "v_proj"]))
@@ -312,7 +311,7 @@ def test_bfloat16_autocast_runs_and_stays_close(model, tok):
 
 
 def test_fast_engine_works_with_sdpa(tok, batch):
-    m = build_tiny_llama(ARCH, tok, seed=4).eval()
+    m = tiny_llama(tok, seed=4).eval()
     sub = select_parameters(m, "all_linear")
     kp = KronProjector(sub.shapes, k=8, seed=0)
     eager = per_example_features_fast(m, batch, sub, kp)

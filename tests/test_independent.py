@@ -16,12 +16,12 @@ import torch
 
 from swift_study.encoding import collate, per_example_loss
 from swift_study.gradients import GradientArgs, featurize, select_parameters
-from swift_study.modeling import build_tiny_llama
 from swift_study.tokenizer import train_tokenizer
+
+from tiny_model import tiny_llama
 
 captum_influence = pytest.importorskip("captum.influence")
 
-ARCH = dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, max_position_embeddings=128)
 
 
 def _pairs(n, seed):
@@ -53,7 +53,7 @@ def test_influence_matches_captum_tracincp(tmp_path, engine):
     torch.manual_seed(0)
     probes, evals = _pairs(6, 1), _pairs(5, 2)
     tok = train_tokenizer([p + r for p, r in probes + evals + _pairs(40, 3)], 300, tmp_path / "tok")
-    lm = build_tiny_llama(ARCH, tok, seed=0).eval()
+    lm = tiny_llama(tok, seed=0).eval()
     with torch.no_grad():
         for p in lm.parameters():
             p.add_(0.02 * torch.randn_like(p))

@@ -7,12 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from swift_study.errors import DataError
+from swift_study.errors import ArgumentError, DataError
 from swift_study.influence import (
-    COLUMNS, ScoreArgs, StateScores, StudySpec, _boot_inflow, _resample_counts, aggregate_weights,
+    COLUMNS, ScoreArgs, StateScores, _boot_inflow, _resample_counts, aggregate_weights,
     context_masks, inflow, load_state_npz, normalize, relinf, score_study, summary_markdown,
     zero_norm_pairs,
 )
+from swift_study.study import Study
 
 # Two queries: q1 (task A), q2 (task B); eval examples of tasks A, B, C; in_task = (A, B).
 # Probe rows deliberately not in query order, baseline rows first.
@@ -28,7 +29,7 @@ DOTS = np.array([
 PROBE_NORMS = np.array([1.0, 2.0, 1.0, 1.0])
 EVAL_NORMS = np.array([1.0, 2.0, 3.0])
 EVAL_TASK = ["A", "B", "C"]
-STUDY = StudySpec("cot_ab", "cot", ("A", "B"))
+STUDY = Study("cot_ab", "cot", ("A", "B"))
 
 
 def state(name="s1", dots=DOTS, lr=None, eval_norms=EVAL_NORMS, **kw):
@@ -139,7 +140,7 @@ def random_states(n_states=2, Q=12, E=80, shift=0.5, base_mean=1.0, seed=0, lrs=
 
 def test_bootstrap_contains_point_and_is_deterministic():
     states = random_states()
-    study = StudySpec("s", "cot", ("A", "B"))
+    study = Study("s", "cot", ("A", "B"))
     a = score_study(states, study, ScoreArgs(n_boot=500, seed=7))
     b = score_study(states, study, ScoreArgs(n_boot=500, seed=7))
     c = score_study(states, study, ScoreArgs(n_boot=500, seed=8))
@@ -168,7 +169,7 @@ def test_boot_inflow_matches_explicit_resampling():
 
 def test_unstable_when_baseline_straddles_zero():
     states = random_states(n_states=1, base_mean=0.0, shift=1.0, seed=2)
-    df = score_study(states, StudySpec("s", "cot", ("A", "B")), ScoreArgs(n_boot=400, seed=1))
+    df = score_study(states, Study("s", "cot", ("A", "B")), ScoreArgs(n_boot=400, seed=1))
     assert df["unstable"].all()
     assert df["unstable"].dtype == bool
     r = df.iloc[0]
@@ -182,7 +183,7 @@ def test_aggregate_weights_and_shared_resampling():
     twin = StateScores("k1", s.dots, s.probe_norms, s.eval_norms, s.probe_format, s.probe_task,
                        s.probe_query, s.eval_task, lr=0.3)
     s.lr = 0.1
-    study = StudySpec("s", "cot", ("A", "B"))
+    study = Study("s", "cot", ("A", "B"))
     df = score_study([s, twin], study, ScoreArgs(n_boot=300, seed=5))
     for ctx in ("in", "cross"):
         one, agg = cell(df, ctx, "k0"), cell(df, ctx, "aggregate")
@@ -231,16 +232,16 @@ def test_bad_inputs():
         score_study([StateScores("x", DOTS[1:], PROBE_NORMS[1:], EVAL_NORMS, FMT[1:], TASK[1:],
                                  QUERY[1:], EVAL_TASK)], STUDY)
     with pytest.raises(DataError, match="in_task"):
-        score_study([state()], StudySpec("x", "cot", ("A",)))
+        score_study([state()], Study("x", "cot", ("A",)))
     with pytest.raises(DataError, match="no probe of format"):
-        score_study([state()], StudySpec("x", "clarify", ("A", "B")))
+        score_study([state()], Study("x", "clarify", ("A", "B")))
     with pytest.raises(DataError, match="length"):
         StateScores("x", DOTS, PROBE_NORMS[:2], EVAL_NORMS, FMT, TASK, QUERY, EVAL_TASK)
     bad = DOTS.copy()
     bad[0, 0] = np.nan
     with pytest.raises(DataError, match="non-finite"):
         state(dots=bad)
-    with pytest.raises(DataError):
+    with pytest.raises(ArgumentError, match="unknown estimator"):  # a config error, and a ValueError
         ScoreArgs(estimator="l2")
 
 
@@ -258,7 +259,7 @@ def test_npz_roundtrip(tmp_path):
 def test_bootstrap_rows_per_context_and_state():
     # (speed of the bootstrap is a benchmark matter, not a unit-test assertion)
     states = random_states(n_states=3, Q=32, E=600, lrs=[1e-3, 2e-3, 3e-3])
-    df = score_study(states, StudySpec("s", "cot", ("A", "B")), ScoreArgs(n_boot=1000, seed=0))
+    df = score_study(states, Study("s", "cot", ("A", "B")), ScoreArgs(n_boot=1000, seed=0))
     assert len(df) == (2 + 4) * (3 + 1)  # (in, cross, 4 eval tasks) x (3 states + aggregate)
     assert (df["n_boot_valid"] > 900).all()
 

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 
 from swift_study.figures import plot_league
-from swift_study.influence import StateScores, StudySpec
+from swift_study.influence import StateScores
+from swift_study.study import Study
 from swift_study.league import COLUMNS, league_markdown, league_table, score_grid
 
 TASKS = ["A", "B", "C", "D"]
@@ -42,7 +43,7 @@ def _validation(effect: dict[str, float]) -> pd.DataFrame:
 
 def test_a_faithful_configuration_outranks_a_noisy_one(tmp_path):
     effect = {"A": 0.3, "B": 0.1, "C": -0.1, "D": -0.2}
-    study = StudySpec("s", "cot", ("A", "B"))
+    study = Study("s", "cot", ("A", "B"))
     grid = score_grid({"none": {"s": _states(effect, 0.01, 0)},      # tracks the outcome
                        "adam": {"s": _states({t: 0.0 for t in effect}, 0.5, 1)}},  # pure noise
                       [study], n_boot=20)

@@ -15,11 +15,11 @@ from swift_study.answers import is_correct
 from swift_study.lmeval import (
     count_continuation_tokens, evaluate, metric, read_samples, task_manager, write_task_yamls,
 )
-from swift_study.modeling import build_tiny_llama
 from swift_study.records import Record, write_jsonl
 from swift_study.tokenizer import load_tokenizer, train_tokenizer
 
-ARCH = dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, max_position_embeddings=128)
+from tiny_model import tiny_llama
+
 
 
 def make_pairs(n: int, seed: int) -> list[tuple[str, str, str, str]]:
@@ -45,14 +45,14 @@ def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("lmeval")
     train_tokenizer([p + r for p, r, _, _ in make_pairs(400, 0)], 300, root / "tok", model_max_length=128)
     tok = load_tokenizer(root / "tok")
-    model = build_tiny_llama(ARCH, tok, seed=0)
+    model = tiny_llama(tok, seed=0)
     model.save_pretrained(root / "base")
     tok.save_pretrained(root / "base")
     # a LoRA adapter with non-zero B, so it changes the outputs
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
-    peft_model = get_peft_model(build_tiny_llama(ARCH, tok, seed=0),
+    peft_model = get_peft_model(tiny_llama(tok, seed=0),
                                 LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
                                            init_lora_weights=False, task_type="CAUSAL_LM"))
     peft_model.save_pretrained(root / "adapter")

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from swift_study.errors import DataError
-from swift_study.suite import Study, build_suite
+from swift_study.study import Study
+from swift_study.suite import build_suite
 from swift_study.trainsets import validation_training_set
 from swift_study.validation import significant, validation_effects
 

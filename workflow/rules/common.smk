@@ -12,6 +12,7 @@ from swift_study.checks import startup_checks
 from swift_study.config import validate_config
 from swift_study.errors import SwiftStudyError
 from swift_study.offline import set_offline
+from swift_study.states import resolve_state, state_names, state_path, state_producer
 
 set_offline()
 
@@ -27,7 +28,7 @@ R = config["results"]
 STUDIES = [s["name"] for s in config["studies"]]
 STUDY = {s["name"]: s for s in config["studies"]}
 STRATEGIES = list(dict.fromkeys(s["strategy"] for s in config["studies"]))
-STATES = ["base"] + [f"step-{n}" for n in sorted(config["warmup"]["export_steps"])]
+STATES = state_names(config["warmup"]["export_steps"])
 LOCAL_MODEL = config["model"]["local_dir"]
 
 
@@ -37,20 +38,15 @@ SHARDS = SWIFT["shards"]
 FEATURES = f"{R}/swift/features/{{state}}/shard-{{shard}}-of-{SHARDS}"
 VAL = config["validation"]
 SEEDS = VAL["seeds"]
-if VAL["start_state"] == "last":
-    VAL["start_state"] = STATES[-1]
-if VAL["start_state"] not in STATES:
-    raise WorkflowError(f"config key validation.start_state: {VAL['start_state']!r} is not a model state; "
-                        f"choose one of {STATES} or 'last'")
+try:
+    VAL["start_state"] = resolve_state(VAL["start_state"], STATES, "validation.start_state")
+    BUDGET_STATES = list(dict.fromkeys(resolve_state(s, STATES, "budget.states") for s in config["budget"]["states"]))
+except SwiftStudyError as _exc:
+    raise WorkflowError(str(_exc)) from None
 # Validation models: B (plain QA), B+<study> (plus strategy data), ctrl+<study> (plus as much extra QA).
 VAL_MODELS = ["B"] + [f"B+{s}" for s in STUDIES] + [f"ctrl+{s}" for s in STUDIES]
 # The data-budget study: its model states ("last" resolved), runs and targets.
 BUDGET = config["budget"]
-BUDGET_STATES = [STATES[-1] if s == "last" else s for s in BUDGET["states"]]
-_bad_states = [s for s in BUDGET_STATES if s not in STATES]
-if _bad_states:
-    raise WorkflowError(f"config key budget.states: {_bad_states} are not model states; choose from {STATES} or 'last'")
-BUDGET_STATES = list(dict.fromkeys(BUDGET_STATES))
 BUDGET_RUNS = budget_runs(BUDGET)
 BUDGET_RUN = {r.name: r for r in BUDGET_RUNS}
 
@@ -74,11 +70,12 @@ def base_model_dir():
     return LOCAL_MODEL if LOCAL_MODEL else f"{R}/model/base"
 
 
+WARMUP_DIR = f"{R}/model/warmup"
+
+
 def state_requirement(state):
     """The rule output that holds model state ``state`` (the input to depend on)."""
-    if state == "base":
-        return base_model_dir()
-    return f"{R}/model/warmup"
+    return state_producer(state, base_model_dir(), WARMUP_DIR)
 
 
 def state_input(wildcards):
@@ -108,9 +105,7 @@ def validation_benchmark_files():
 
 def state_dir(state):
     """Path of a model state's saved model, given the inputs above exist."""
-    if state == "base":
-        return base_model_dir()
-    return f"{R}/model/warmup/states/{state}"
+    return str(state_path(state, base_model_dir(), WARMUP_DIR))
 
 
 def swift_outputs():

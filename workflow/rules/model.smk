@@ -56,7 +56,7 @@ rule warmup:
         tokenizer=tokenizer_dir(),
         data=f"{R}/data/train/qa.jsonl",
     output:
-        directory(f"{R}/model/warmup"),
+        directory(WARMUP_DIR),
     params:
         train=config["warmup"],
         max_length=config["model"]["max_length"],

@@ -74,9 +74,9 @@ def main(smk, log):
     flops = flop_table(study_shape(smk, p, records, samples), saved_model_parameters(p.start_state_dir))
     flops.to_csv(smk.output.flops, index=False)
     agg = align[(align["state"] == "aggregate") & (align["pairing"] == "relative")]
-    plot_alignment(agg, smk.output.png, smk.output.pdf, stats=headline["relative"], n_perm=p.n_perm, seed=p.seed)
+    plot_alignment(agg, smk.output.png, smk.output.pdf, stats=headline["relative"])
     md = ["# Alignment of the swift study with the validation study", "",
-          "Pairings (METHOD.md): relative: d = s_S - s_B (RelInf - 1) predicts Delta_ctrl (vs the same-size "
+          "Pairings (docs/method.md): relative: d = s_S - s_B (RelInf - 1) predicts Delta_ctrl (vs the same-size "
           "plain-QA control); own: s_S predicts Delta_B (vs M_B). Cells: studies x (in, cross, each eval task). "
           "aggregate = learning-rate-weighted TracIn-CP.", "", *lines, "",
           f"## Validation effects (alignment uses: {p.metric})", "",

@@ -4,7 +4,8 @@ from swift_study.gradients import featurize
 from swift_study.modeling import load_model
 from swift_study.records import read_jsonl
 from swift_study.runner import run
-from swift_study.swift import gradient_args, load_adam_state
+from swift_study.states import ModelState
+from swift_study.swift import gradient_args
 from swift_study.tokenizer import load_tokenizer
 
 
@@ -13,7 +14,7 @@ def main(smk, log):
     args = gradient_args(p.gradients, p.seed, p.device, p.max_length)
     tok = load_tokenizer(smk.input.tokenizer)
     model = load_model(p.state_dir)
-    adam = load_adam_state(p.state_dir) if p.precondition == "adam" else None
+    adam = ModelState(p.state_dir).adam() if p.precondition == "adam" else None
     pool = [(r.prompt, r.response) for r in read_jsonl(smk.input.pool)]
     feats = featurize(model, tok, pool, args, adam=adam, out=smk.output.pool)
     log.info("state %s: %d pool examples -> %s features (precondition %s)", smk.wildcards.state, *feats.shape,

@@ -10,7 +10,7 @@ from swift_study.gradients import open_features
 from swift_study.records import read_jsonl, write_jsonl
 from swift_study.runner import run
 from swift_study.selection import run_selector
-from swift_study.swift import state_learning_rate
+from swift_study.states import ModelState
 
 
 def main(smk, log):
@@ -19,7 +19,7 @@ def main(smk, log):
     targets = read_jsonl(smk.input.targets)
     need = needs(b["selectors"])
     t0 = time.time()
-    states = [(open_features(pf), np.asarray(open_features(tf)), state_learning_rate(d, None))
+    states = [(open_features(pf), np.asarray(open_features(tf)), ModelState(d).learning_rate())
               for pf, tf, d in zip(smk.input.pool_features, smk.input.target_features, p.state_dirs)]
     emb = np.load(smk.input.embeddings) if "embeddings" in need else None
     by_target = {t["name"]: t["tasks"] for t in b["targets"]}

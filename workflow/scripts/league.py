@@ -1,24 +1,23 @@
 """Snakemake script: the league table of swift configurations against the validation study."""
-from pathlib import Path
-
 import pandas as pd
 
 from swift_study.atomic import atomic_write_text
 from swift_study.figures import plot_league
 from swift_study.gradients import check_compatible, concat_features, featurize
-from swift_study.influence import StudySpec
 from swift_study.league import league_markdown, league_table, score_grid
 from swift_study.modeling import load_model
 from swift_study.records import read_jsonl
 from swift_study.runner import run
-from swift_study.swift import gradient_args, load_adam_state, per_state, state_learning_rate, state_scores
+from swift_study.states import BASE, ModelState
+from swift_study.study import Study
+from swift_study.swift import gradient_args, per_state, state_scores
 from swift_study.tokenizer import load_tokenizer
 
 
 def main(smk, log):
     p = smk.params
     evals = read_jsonl(smk.input.eval_records)
-    studies = [StudySpec(s["name"], s["strategy"], tuple(s["in_task"])) for s in p.studies]
+    studies = [Study.from_config(s) for s in p.studies]
     probes = {s.name: read_jsonl(f) for s, f in zip(studies, smk.input.probe_records)}
     n_states = len(p.states)
     eval_stores = per_state(smk.input.evals, n_states)
@@ -28,9 +27,10 @@ def main(smk, log):
     grid_states = {"none": {s.name: [] for s in studies}, "adam": {s.name: [] for s in studies}}
     for i, (state, sdir) in enumerate(zip(p.states, p.state_dirs)):
         ef = eval_stores[i]
-        lr = state_learning_rate(sdir, p.base_lr if state == "base" else None)
+        ms = ModelState(sdir)
+        lr = ms.learning_rate(p.base_lr if state == BASE else None)
         # the base model has no optimizer moments: no adam rows for it
-        adam = load_adam_state(sdir) if (Path(sdir) / "optimizer_moments.pt").exists() else None
+        adam = ms.adam() if ms.has_moments else None
         model = None
         for j, study in enumerate(studies):
             stored = probe_stores[j * n_states + i]

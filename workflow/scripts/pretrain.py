@@ -14,8 +14,7 @@ def main(smk, log):
     model = build_tiny_llama(p.arch, tok, p.seed)
     log.info("tiny Llama: %d parameters", count_parameters(model))
     examples = [json.loads(line) for line in open(smk.input.corpus, encoding="utf-8") if line.strip()]
-    args = TrainArgs(method="full", learning_rate=p.train["learning_rate"], num_epochs=p.train["num_epochs"],
-                     batch_size=p.train["batch_size"], max_length=p.max_length, seed=p.seed, device=p.device)
+    args = TrainArgs.from_config(p.train, method="full", max_length=p.max_length, seed=p.seed, device=p.device)
     train(None, tok, examples, Path(smk.output[0]), args, work_dir=Path(p.work_dir), log=log, init_model=model)
 
 

@@ -4,10 +4,12 @@ from pathlib import Path
 import numpy as np
 
 from swift_study.gradients import check_compatible, concat_features
-from swift_study.influence import ScoreArgs, StudySpec, score_study
+from swift_study.influence import ScoreArgs, score_study
 from swift_study.records import read_jsonl
 from swift_study.runner import run
-from swift_study.swift import per_state, state_learning_rate, state_scores
+from swift_study.states import BASE, ModelState
+from swift_study.study import Study
+from swift_study.swift import per_state, state_scores
 
 
 def main(smk, log):
@@ -18,12 +20,12 @@ def main(smk, log):
     probe_stores = per_state(smk.input.probes, len(p.studies) * n_states)  # study by study, then state
     for j, spec in enumerate(p.studies):
         probes = read_jsonl(smk.input.probe_records[j])
-        study = StudySpec(spec["name"], spec["strategy"], tuple(spec["in_task"]))
+        study = Study.from_config(spec)
         states, arrays = [], {}
         for i, (state, sdir) in enumerate(zip(p.states, p.state_dirs)):
             pf, ef = probe_stores[j * n_states + i], eval_stores[i]
             check_compatible([*pf, *ef])  # same projection, seed and parameters, or stop
-            lr = state_learning_rate(sdir, p.base_lr if state == "base" else None)
+            lr = ModelState(sdir).learning_rate(p.base_lr if state == BASE else None)
             st = state_scores(state, lr, concat_features(pf), ef, probes, evals)
             states.append(st)
             arrays[f"{state}/dots"] = st.dots

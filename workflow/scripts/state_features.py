@@ -5,7 +5,8 @@ from swift_study.gradients import featurize, shard_bounds
 from swift_study.modeling import load_model
 from swift_study.records import read_jsonl
 from swift_study.runner import run
-from swift_study.swift import eval_pairs, gradient_args, load_adam_state
+from swift_study.states import ModelState
+from swift_study.swift import eval_pairs, gradient_args
 from swift_study.tokenizer import load_tokenizer
 
 
@@ -24,7 +25,7 @@ def main(smk, log):
 
     feats = featurize(model, tok, shard(eval_pairs(evals, p.eval_target, targets)), args, out=smk.output.eval)
     log.info("%s: %d eval examples -> %s features", where, *feats.shape)
-    adam = load_adam_state(p.state_dir) if p.precondition == "adam" else None
+    adam = ModelState(p.state_dir).adam() if p.precondition == "adam" else None
     for study, probe_file, out in zip(p.studies, smk.input.probes, smk.output.probes):
         probes = shard([(r.prompt, r.response) for r in read_jsonl(probe_file)])
         feats = featurize(model, tok, probes, args, adam=adam, out=out)

@@ -1,12 +1,13 @@
 """Snakemake script: a study's probe set (strategy + matched QA) and its E_in / E_cross."""
 from swift_study.records import read_jsonl, write_jsonl
 from swift_study.runner import run
-from swift_study.suite import Study, draw_probes, split_eval
+from swift_study.study import Study
+from swift_study.suite import draw_probes, split_eval
 
 
 def main(smk, log):
     s = smk.params.study
-    study = Study(s["name"], s["strategy"], tuple(s["in_task"]))
+    study = Study.from_config(s)
     qa_pool, strat_pool = (read_jsonl(p) for p in smk.input.probe_pool)
     probes = draw_probes(strat_pool, qa_pool, study, smk.params.n_probes, smk.params.seed)
     e_in, e_cross = split_eval(read_jsonl(smk.input.eval), study)

@@ -1,13 +1,13 @@
 """Snakemake script: the training set of one validation model (see swift_study.trainsets)."""
 from swift_study.records import read_jsonl, write_jsonl
 from swift_study.runner import run
-from swift_study.suite import Study
+from swift_study.study import Study
 from swift_study.trainsets import validation_training_set
 
 
 def main(smk, log):
     s = smk.params.study
-    study = Study(s["name"], s["strategy"], tuple(s["in_task"])) if s else None
+    study = Study.from_config(s) if s else None
     strategy = read_jsonl(smk.input.strategy[0]) if smk.input.strategy else []
     records = validation_training_set(smk.params.kind, study, read_jsonl(smk.input.qa),
                                       read_jsonl(smk.input.extra), strategy, smk.params.seed)

@@ -19,9 +19,7 @@ def main(smk, log):
         raise ConfigError(f"config key warmup.export_steps: step(s) {late} beyond the warm-up's {int(total)} "
                           f"steps ({len(examples)} examples, batch {p.train['batch_size']}, "
                           f"{p.train['num_epochs']} epoch(s))")
-    args = TrainArgs(method="full", learning_rate=p.train["learning_rate"], num_epochs=p.train["num_epochs"],
-                     batch_size=p.train["batch_size"], max_length=p.max_length, seed=p.seed, device=p.device,
-                     export_steps=sorted(p.train["export_steps"]))
+    args = TrainArgs.from_config(p.train, max_length=p.max_length, seed=p.seed, device=p.device)
     train(Path(smk.input.base), tok, examples, Path(smk.output[0]), args, work_dir=Path(p.work_dir), log=log)
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from .errors import ConfigError
 from .records import Record
+from .effects import bootstrap_mean, delta
 from .selection import FIXED_SIZE, NEEDS, SelectionContext, state_inflow, state_task_scores
 
 ALL = "all"          # the whole-pool run, shared by every target
@@ -125,23 +126,6 @@ def selection_context(pool: Sequence[Record], targets: Sequence[str], seed: int,
 # ----------------------------------------------------------------------------- table
 
 
-def bootstrap_mean(scores: Sequence[np.ndarray], n_boot: int, seed: int, confidence: float) -> tuple[float, float, float]:
-    """Mean of per-example 0/1 scores over examples and seeds (one array per seed, the
-    same examples), with a two-way (examples, seeds) percentile bootstrap interval."""
-    A = np.vstack([np.asarray(s, dtype=np.float64) for s in scores])
-    point = float(A.mean())
-    if n_boot <= 0 or A.shape[1] == 0:
-        return point, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    n_s, n_e = A.shape
-    V = rng.multinomial(n_e, np.full(n_e, 1.0 / n_e), size=n_boot) / n_e
-    W = (rng.multinomial(n_s, np.full(n_s, 1.0 / n_s), size=n_boot) / n_s) if n_s > 1 else np.ones((n_boot, 1))
-    reps = np.einsum("be,be->b", W @ A, V)
-    a = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(reps, [a, 1.0 - a])
-    return point, float(lo), float(hi)
-
-
 def cells(targets: Sequence[str], tasks: Sequence[str]) -> dict[str, list[str]]:
     """Eval cells of one target: ``target`` (its tasks), ``other`` (the rest), and every task."""
     out = {"target": [t for t in tasks if t in targets], "other": [t for t in tasks if t not in targets]}
@@ -197,10 +181,8 @@ def ltd_claim(runs: Sequence[BudgetRun], samples: Mapping[str, Sequence[pd.DataF
               seed: int) -> pd.DataFrame:
     """The LTD claim per target and run at <= ``max_fraction`` of the pool: exact match on
     the target tasks minus that of the ``task`` run, with a paired bootstrap interval
-    over eval examples and seeds (:func:`swift_study.alignment.delta`). ``verdict``:
+    over eval examples and seeds (:func:`swift_study.effects.delta`). ``verdict``:
     ``beats`` (interval above 0), ``matches`` (contains 0) or ``worse`` (below 0)."""
-    from .alignment import delta
-
     rows = []
     for target, ttasks in targets.items():
         task_run = f"{target}.{TASK}"

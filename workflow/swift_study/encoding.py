@@ -69,7 +69,7 @@ def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     """Mean next-token NLL over each example's response tokens, shape ``(B,)``.
 
     ``logits`` is ``(B, T, V)``; ``labels`` is ``(B, T)`` unshifted with ``-100``
-    where no loss is taken. This is METHOD.md's ``l(z; theta)``.
+    where no loss is taken. This is docs/method.md's ``l(z; theta)``.
     """
     shift_logits = logits[:, :-1, :].float()
     shift_labels = labels[:, 1:]

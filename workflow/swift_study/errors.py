@@ -11,3 +11,8 @@ class ConfigError(SwiftStudyError):
 
 class DataError(SwiftStudyError):
     """An input data file is invalid; the message names file and line."""
+
+
+class ArgumentError(ConfigError, ValueError):
+    """An arguments object (``GradientArgs``, ``TrainArgs``, ``ScoreArgs``) got an invalid
+    value: a configuration error for the workflow, a ``ValueError`` for library callers."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .answers import ANSWER_REGEX
+from .metrics import METRICS
 from .records import Record
 
 
@@ -32,10 +33,9 @@ def load_samples(path: str | Path, records: list[Record]) -> pd.DataFrame:
             if rid not in by_id:
                 continue
             row = rows.setdefault(rid, {"id": rid, "task": by_id[rid].task, "lang": by_id[rid].lang})
-            if obj.get("em") is not None:
-                row["em"] = float(obj["em"])
-            if obj.get("nll_per_token") is not None:
-                row["nll_per_token"] = float(obj["nll_per_token"])
+            for m in METRICS.values():
+                if obj.get(m.column) is not None:
+                    row[m.column] = float(obj[m.column])
             if obj.get("generation") is not None:
                 row["answered"] = float(re.search(ANSWER_REGEX, obj["generation"]) is not None)
                 row["truncated"] = float(obj["truncated"]) if obj.get("truncated") is not None else float("nan")

@@ -30,6 +30,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from .errors import DataError
+from .metrics import METRICS
 
 STRATEGY_NAMES: dict[str, tuple[str, str]] = {
     "cot": ("Chain-of-thought", "思维链"),
@@ -311,26 +312,23 @@ def plot_study(df_study: pd.DataFrame, out_png: str | Path | None, out_pdf: str 
 
 
 def plot_alignment(align_df: pd.DataFrame, out_png: str | Path | None, out_pdf: str | Path | None,
-                   stats: Mapping[str, float] | None = None, n_perm: int = 10000, seed: int = 0,
-                   title: str | None = None) -> Figure:
+                   stats: Mapping[str, float], title: str | None = None) -> Figure:
     """RelInf (x) vs validation Delta (y) per cell, with intervals on both axes.
 
     ``align_df``: a :func:`swift_study.alignment.alignment_table`. The quadrants
     where the two agree (RelInf > 1 and Delta > 0, RelInf < 1 and Delta < 0) are
     shaded green, the others red; each point is labelled ``strategy / context``;
     unstable cells are hollow. The title carries the agreement rate, Spearman's
-    rho and its permutation p-value (``stats`` from
-    :func:`swift_study.alignment.alignment_stats`, computed here if omitted).
+    rho and its permutation p-value (``stats``: the caller's
+    :func:`swift_study.alignment.alignment_stats`; figures draw, they do not compute).
     """
-    from .alignment import alignment_stats
-
     with rc_context(_rc()):
         fig = Figure(figsize=(8.2, 6.6))
         if align_df is None or len(align_df) == 0:
             _placeholder(fig, "No alignment cells")
             _save_both(fig, out_png, out_pdf)
             return fig
-        st = dict(stats) if stats is not None else alignment_stats(align_df, n_perm=n_perm, seed=seed)
+        st = dict(stats)
         ax = fig.add_subplot(111)
         d = align_df.reset_index(drop=True)
         col = lambda c: d[c].map(_f).to_numpy() if c in d else np.full(len(d), np.nan)  # noqa: E731
@@ -468,7 +466,7 @@ def plot_validation(val: pd.DataFrame, out_png: str | Path | None, out_pdf: str 
             ax.grid(axis="x", alpha=0.3)
             strat = str(d["strategy"].iloc[0]) if "strategy" in d else study
             ax.set_title(_safe(f"{study}") + "\n" + strategy_label(strat), fontsize=10)
-            ax.set_xlabel(_safe("Delta exact match" if metric == "em" else "Delta loss (decrease)"))
+            ax.set_xlabel(_safe(METRICS[metric].effect_label))
         handles = [Line2D([], [], marker="s", color="0.6", ls="", label=_safe("vs M_B (Delta_B)")),
                    Line2D([], [], marker="o", color="tab:blue", ls="", label=_safe("vs plain-QA control (Delta_ctrl)")),
                    Line2D([], [], marker="o", color="tab:green", ls="", label=_safe("Delta_ctrl > 0 (95% interval)")),

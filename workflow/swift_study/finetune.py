@@ -6,7 +6,7 @@
   ``{"text": ...}`` (loss on every token; trl appends EOS), start from an
   in-memory ``init_model``;
 * the **warm-up** instruction tuning whose checkpoints are the model states
-  (METHOD.md "Model states"): ``{"prompt", "completion"}`` examples (loss on the
+  (docs/method.md "Model states"): ``{"prompt", "completion"}`` examples (loss on the
   completion only; trl appends EOS), full fine-tuning, ``export_steps`` set;
 * the **validation study**'s fine-tunes (full or LoRA) from a model state.
 
@@ -26,7 +26,7 @@ Layout of ``out_dir``
 (LoRA: the adapter only, and the absolute base model directory); the tokenizer
 files; ``train_summary.json``; with ``export_steps``, ``states/step-<N>/`` holding
 a full model, the tokenizer, ``state.json`` and ``optimizer_moments.pt`` (see
-:func:`load_moments`).
+:func:`swift_study.states.load_moments`).
 
 Learning rates in ``state.json``: ``learning_rate`` is the rate the scheduler gave
 for the update of step N (the value transformers logs at step N), and
@@ -51,7 +51,9 @@ import torch
 
 from .atomic import atomic_write_text
 from .device import resolve_device
+from .errors import ArgumentError
 from .offline import set_offline
+from .states import STATES_DIRNAME, unwrap_optimizer, write_state
 
 set_offline()
 
@@ -60,11 +62,9 @@ DEFAULT_LORA_TARGETS: tuple[str, ...] = (
 )
 METHODS = ("full", "lora")
 SCHEDULERS = ("cosine", "linear", "constant")
-STATES_DIRNAME = "states"
 SUMMARY_NAME = "train_summary.json"
 ADAPTER_BASE_JSON = "adapter_base.json"
 ADAPTER_BASE_TXT = "adapter_base.txt"
-MOMENTS_NAME = "optimizer_moments.pt"
 
 
 @dataclass
@@ -103,21 +103,21 @@ class TrainArgs:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"TrainArgs.method must be one of {METHODS}, got {self.method!r}")
+            raise ArgumentError(f"TrainArgs.method must be one of {METHODS}, got {self.method!r}")
         if self.lr_scheduler not in SCHEDULERS:
-            raise ValueError(f"TrainArgs.lr_scheduler must be one of {SCHEDULERS}, got {self.lr_scheduler!r}")
+            raise ArgumentError(f"TrainArgs.lr_scheduler must be one of {SCHEDULERS}, got {self.lr_scheduler!r}")
         if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ValueError(f"TrainArgs.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+            raise ArgumentError(f"TrainArgs.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.max_steps <= 0 and self.num_epochs <= 0:
-            raise ValueError("TrainArgs: set num_epochs > 0 or max_steps > 0")
+            raise ArgumentError("TrainArgs: set num_epochs > 0 or max_steps > 0")
         if self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("TrainArgs: batch_size and grad_accum must be >= 1")
+            raise ArgumentError("TrainArgs: batch_size and grad_accum must be >= 1")
         self.lora_target_modules = list(self.lora_target_modules)
         self.export_steps = sorted({int(s) for s in self.export_steps})
         if any(s < 0 for s in self.export_steps):
-            raise ValueError(f"TrainArgs.export_steps must be >= 0, got {self.export_steps}")
+            raise ArgumentError(f"TrainArgs.export_steps must be >= 0, got {self.export_steps}")
         if self.export_steps and self.method != "full":
-            raise ValueError("TrainArgs: model-state export (export_steps) needs method='full'; "
+            raise ArgumentError("TrainArgs: model-state export (export_steps) needs method='full'; "
                              "a LoRA run has no full model state to export")
 
     @classmethod
@@ -137,21 +137,6 @@ class TrainArgs:
                 kw[f"lora_{key}"] = lora[key]
         kw.update(overrides)
         return cls(**kw)
-
-
-def load_moments(path: str | os.PathLike) -> dict[str, Any]:
-    """Load an exported ``optimizer_moments.pt`` (a state dir or the file itself).
-
-    Returns ``{"step": int, "betas": (b1, b2), "eps": float, "lr": float,
-    "weight_decay": float, "moments": {param_name: {"exp_avg": tensor,
-    "exp_avg_sq": tensor}}}``; ``moments`` is empty for the starting state (step 0).
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / MOMENTS_NAME
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    obj["betas"] = tuple(obj["betas"])
-    return obj
 
 
 def _make_logger(log: Any) -> Callable[[str], None]:
@@ -184,45 +169,6 @@ def _dataset(examples: Sequence[Mapping[str, Any]], kind: str):
 
     cols = ("text",) if kind == "text" else ("prompt", "completion")
     return Dataset.from_dict({c: [ex[c] for ex in examples] for c in cols})
-
-
-def _unwrap_optimizer(opt):
-    while hasattr(opt, "optimizer") and not isinstance(opt, torch.optim.Optimizer):
-        opt = opt.optimizer
-    return opt
-
-
-def _param_names(model: torch.nn.Module) -> dict[int, str]:
-    """``id(param) -> name``; tied parameters appear once (first name)."""
-    return {id(p): n for n, p in model.named_parameters()}
-
-
-def export_moments(model: torch.nn.Module, optimizer) -> dict[str, Any]:
-    """The Adam moments of ``optimizer`` keyed by ``model``'s parameter names."""
-    opt = _unwrap_optimizer(optimizer) if optimizer is not None else None
-    names = _param_names(model)
-    moments: dict[str, dict[str, torch.Tensor]] = {}
-    step = 0
-    betas, eps, lr, wd = (0.9, 0.999), 1e-8, 0.0, 0.0
-    if opt is not None:
-        group0 = opt.param_groups[0]
-        betas = tuple(float(b) for b in group0.get("betas", betas))
-        eps = float(group0.get("eps", eps))
-        lr = float(group0.get("lr", lr))
-        wd = float(group0.get("weight_decay", wd))
-        for group in opt.param_groups:
-            for p in group["params"]:
-                st = opt.state.get(p)
-                if not st or "exp_avg" not in st:
-                    continue
-                name = names.get(id(p))
-                if name is None:
-                    continue
-                moments[name] = {"exp_avg": st["exp_avg"].detach().to("cpu", copy=True),
-                                 "exp_avg_sq": st["exp_avg_sq"].detach().to("cpu", copy=True)}
-                s = st.get("step", 0)
-                step = int(s.item() if torch.is_tensor(s) else s)
-    return {"step": step, "betas": betas, "eps": eps, "lr": lr, "weight_decay": wd, "moments": moments}
 
 
 def _atomic_save_dir(target: Path, writer: Callable[[Path], None]) -> None:
@@ -263,17 +209,14 @@ def _make_callbacks(tokenizer, args: TrainArgs, states_dir: Path, logf):
                 except Exception:  # noqa: BLE001 - scheduler not stepped yet
                     pass
             opt = kwargs.get("optimizer")
-            return float(_unwrap_optimizer(opt).param_groups[0]["lr"]) if opt is not None else float("nan")
+            return float(unwrap_optimizer(opt).param_groups[0]["lr"]) if opt is not None else float("nan")
 
         def _export(self, state, kwargs, step: int, lr: float, next_lr: float, loss) -> None:
             model = kwargs["model"]
             optimizer = kwargs.get("optimizer")
 
             def write(tmp: Path) -> None:
-                model.save_pretrained(tmp)
-                tokenizer.save_pretrained(tmp)
-                torch.save(export_moments(model, optimizer), tmp / MOMENTS_NAME)
-                atomic_write_text(tmp / "state.json", json.dumps({
+                write_state(tmp, model, tokenizer, optimizer, {
                     "step": step,
                     "learning_rate": lr,
                     "next_learning_rate": next_lr,
@@ -281,7 +224,7 @@ def _make_callbacks(tokenizer, args: TrainArgs, states_dir: Path, logf):
                     "loss": loss,
                     "max_steps": int(state.max_steps),
                     "seed": args.seed,
-                }, indent=2))
+                })
 
             _atomic_save_dir(states_dir / f"step-{step}", write)
             self.exported.append(step)

@@ -11,7 +11,7 @@ A *format* turns a :class:`~swift_study.tasks.Query` into ``(prompt, response)``
 ``evaluate``  the query and a candidate response (right or wrong in realistic ways);
               the response judges it and gives the right answer
 
-Two built-in *controls* give a study a known direction (METHOD.md, "Validation
+Two built-in *controls* give a study a known direction (docs/method.md, "Validation
 study"), so that "nothing found" can be told apart from "broken":
 
 ``corrupt``   negative control: plain-QA format with a WRONG answer, drawn from the

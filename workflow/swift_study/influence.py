@@ -1,6 +1,6 @@
 """Swift-study scores: inflows ``s_in`` / ``s_cross``, ``RelInf`` and their bootstrap.
 
-All definitions are this project's own (see ``/docs`` and ``METHOD.md``), built on
+All definitions are this project's own (see ``/docs`` and ``docs/method.md``), built on
 first-order (TracIn / LESS style) influence.
 
 Inputs per model state ``k`` (:class:`StateScores`): the raw gradient dot products
@@ -57,14 +57,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from .errors import ArgumentError, DataError
+from .study import Study
 
-ESTIMATORS: tuple[str, ...] = ("scalar_projection", "dot", "cosine")
 CONTEXTS: tuple[str, ...] = ("in", "cross")   # then one context "task:<t>" per eval task
 TASK_PREFIX = "task:"
 AGGREGATE = "aggregate"
@@ -100,29 +100,11 @@ class ScoreArgs:
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
-            raise DataError(f"unknown estimator {self.estimator!r}; known: {list(ESTIMATORS)}")
+            raise ArgumentError(f"unknown estimator {self.estimator!r}; known: {list(ESTIMATORS)}")
         if int(self.n_boot) < 0:
-            raise DataError(f"n_boot must be >= 0, got {self.n_boot}")
+            raise ArgumentError(f"n_boot must be >= 0, got {self.n_boot}")
         if not 0.0 < float(self.confidence) < 1.0:
-            raise DataError(f"confidence must be in (0, 1), got {self.confidence}")
-
-
-@dataclass(frozen=True)
-class StudySpec:
-    """One study: its strategy format, the in-task tasks, and the baseline format."""
-
-    name: str
-    strategy: str
-    in_task: tuple[str, ...]
-    baseline: str = "qa"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "in_task", tuple(self.in_task))
-
-    @classmethod
-    def from_study(cls, study: Any, baseline: str = "qa") -> "StudySpec":
-        """From a :class:`swift_study.suite.Study` (or anything with the same fields)."""
-        return cls(study.name, study.strategy, tuple(study.in_task), baseline)
+            raise ArgumentError(f"confidence must be in (0, 1), got {self.confidence}")
 
 
 @dataclass
@@ -217,6 +199,32 @@ def load_state_npz(path: str | Path, state: str | None = None, lr: float | None 
 # ------------------------------------------------------------------ point scores
 
 
+def _scalar_projection(pn: np.ndarray, en: np.ndarray) -> np.ndarray:
+    return np.broadcast_to(en[None, :], (pn.shape[0], en.shape[0]))
+
+
+def _cosine(pn: np.ndarray, en: np.ndarray) -> np.ndarray:
+    return pn[:, None] * en[None, :]
+
+
+#: Estimators by name: the normaliser of ``<g(p), g(e)>`` from the probe and eval gradient
+#: norms (``None``: the raw product). A new estimator is one entry here (and the schema's enum).
+ESTIMATORS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray] | None] = {
+    "scalar_projection": _scalar_projection,
+    "dot": None,
+    "cosine": _cosine,
+}
+
+
+def _denominator(probe_norms: np.ndarray, eval_norms: np.ndarray, estimator: str) -> np.ndarray | None:
+    if estimator not in ESTIMATORS:
+        raise DataError(f"unknown estimator {estimator!r}; known: {list(ESTIMATORS)}")
+    fn = ESTIMATORS[estimator]
+    if fn is None:
+        return None
+    return fn(np.asarray(probe_norms, dtype=np.float64).reshape(-1), np.asarray(eval_norms, dtype=np.float64).reshape(-1))
+
+
 def normalize(dots: np.ndarray, probe_norms: np.ndarray, eval_norms: np.ndarray,
               estimator: str = "scalar_projection") -> np.ndarray:
     """Pair influence ``Inf[p, e]`` from raw dot products.
@@ -226,16 +234,9 @@ def normalize(dots: np.ndarray, probe_norms: np.ndarray, eval_norms: np.ndarray,
     (no NaN); :func:`zero_norm_pairs` counts those pairs.
     """
     dots = np.asarray(dots, dtype=np.float64)
-    pn = np.asarray(probe_norms, dtype=np.float64).reshape(-1)
-    en = np.asarray(eval_norms, dtype=np.float64).reshape(-1)
-    if estimator == "dot":
+    denom = _denominator(probe_norms, eval_norms, estimator)
+    if denom is None:
         return dots.copy()
-    if estimator == "scalar_projection":
-        denom = np.broadcast_to(en[None, :], dots.shape)
-    elif estimator == "cosine":
-        denom = pn[:, None] * en[None, :]
-    else:
-        raise DataError(f"unknown estimator {estimator!r}; known: {list(ESTIMATORS)}")
     out = np.zeros_like(dots)
     np.divide(dots, denom, out=out, where=denom > 0)
     return out
@@ -243,13 +244,8 @@ def normalize(dots: np.ndarray, probe_norms: np.ndarray, eval_norms: np.ndarray,
 
 def zero_norm_pairs(probe_norms: np.ndarray, eval_norms: np.ndarray, estimator: str = "scalar_projection") -> int:
     """How many ``(p, e)`` pairs :func:`normalize` set to 0 for a zero norm."""
-    pn = np.asarray(probe_norms, dtype=np.float64).reshape(-1)
-    en = np.asarray(eval_norms, dtype=np.float64).reshape(-1)
-    if estimator == "dot":
-        return 0
-    if estimator == "scalar_projection":
-        return int((en <= 0).sum()) * pn.shape[0]
-    return int((~((pn[:, None] > 0) & (en[None, :] > 0))).sum())
+    denom = _denominator(probe_norms, eval_norms, estimator)
+    return 0 if denom is None else int((denom <= 0).sum())
 
 
 def context_masks(probe_task: Sequence[str], eval_task: Sequence[str],
@@ -258,7 +254,7 @@ def context_masks(probe_task: Sequence[str], eval_task: Sequence[str],
 
     ``M_in[p, e]``: eval example ``e`` is of the task of probe ``p``;
     ``M_cross[p, e]``: ``e``'s task is not one of the study's in-task tasks;
-    ``M_t[p, e]``: ``e`` is of eval task ``t`` (every probe; METHOD.md's per-task
+    ``M_t[p, e]``: ``e`` is of eval task ``t`` (every probe; docs/method.md's per-task
     inflow s_t), one per eval task, in sorted order after ``in`` and ``cross``.
     """
     pt = np.asarray(probe_task).astype(str).reshape(-1)
@@ -306,7 +302,7 @@ class _Paired:
     n_zero: int
 
 
-def _pair_rows(st: StateScores, study: StudySpec) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+def _pair_rows(st: StateScores, study: Study) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Row indices of the strategy probes and their matched baseline probes, by query."""
     where = f"state {st.state!r}, study {study.name!r}"
 
@@ -342,7 +338,7 @@ def _pair_rows(st: StateScores, study: StudySpec) -> tuple[np.ndarray, np.ndarra
     return rs, rb, keys
 
 
-def _prepare(states: Sequence[StateScores], study: StudySpec, estimator: str) -> tuple[list[_Paired], int, np.ndarray]:
+def _prepare(states: Sequence[StateScores], study: Study, estimator: str) -> tuple[list[_Paired], int, np.ndarray]:
     """Align every state to the first one's queries and eval examples."""
     if not states:
         raise DataError(f"study {study.name!r}: no model state to score")
@@ -431,7 +427,7 @@ def aggregate_weights(lrs: Sequence[float | None]) -> tuple[np.ndarray, str]:
 # ----------------------------------------------------------------------- scoring
 
 
-def score_study(states: Sequence[StateScores], study: StudySpec, args: ScoreArgs | None = None) -> pd.DataFrame:
+def score_study(states: Sequence[StateScores], study: Study, args: ScoreArgs | None = None) -> pd.DataFrame:
     """Score one study in every state and in the TracIn-CP aggregate.
 
     Returns one row per ``(context, state)``, contexts ``in``, ``cross`` then
@@ -505,7 +501,7 @@ def _cell(s_s: float, s_b: float, bs: np.ndarray, bb: np.ndarray, confidence: fl
                 unstable=bool(unstable), n_boot_valid=n_valid)
 
 
-def score_studies(states: Sequence[StateScores], studies: Iterable[StudySpec],
+def score_studies(states: Sequence[StateScores], studies: Iterable[Study],
                   args: ScoreArgs | None = None) -> pd.DataFrame:
     """:func:`score_study` for several studies, concatenated."""
     frames = [score_study(states, s, args) for s in studies]

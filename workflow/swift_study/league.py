@@ -4,7 +4,7 @@ The validation study is paid once; swift configurations are cheap to re-score. F
 every configuration of the grid (estimator x preconditioning x model state, the
 TracIn-CP aggregate included) :func:`league_table` scores every study from the same
 gradient features, pairs the predictions with the same validation effects
-(METHOD.md's two pairings, cells = studies x (in, cross, each eval task)) and ranks
+(docs/method.md's two pairings, cells = studies x (in, cross, each eval task)) and ranks
 the configurations: positive Spearman correlations first, by their (two-sided)
 permutation p, then by agreement rate.
 
@@ -20,13 +20,14 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from .alignment import PAIRINGS, alignment_stats, merge_swift_validation
-from .influence import AGGREGATE, ESTIMATORS, ScoreArgs, StateScores, StudySpec, score_study
+from .influence import AGGREGATE, ESTIMATORS, ScoreArgs, StateScores, score_study
+from .study import Study
 
 COLUMNS: tuple[str, ...] = ("rank", "estimator", "precondition", "state", "pairing", "n_cells", "n_agree",
                             "agreement_rate", "spearman", "p_value", "default")
 
 
-def score_grid(states: Mapping[str, Mapping[str, Sequence[StateScores]]], studies: Sequence[StudySpec],
+def score_grid(states: Mapping[str, Mapping[str, Sequence[StateScores]]], studies: Sequence[Study],
                estimators: Sequence[str] = ESTIMATORS, n_boot: int = 100, confidence: float = 0.95,
                seed: int = 0) -> pd.DataFrame:
     """Swift tables of every (estimator, preconditioning), stacked.

@@ -14,27 +14,18 @@ suite) and their own strategies; everything downstream works on
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .errors import ConfigError, DataError
 from .formats import BUILTIN_FORMATS, format_registry, render
 from .records import Record, read_jsonl, write_jsonl
+from .study import Study
 from .tasks import Query, generate_queries
 
 #: Order in which a task's distinct queries are dealt out; ``pretrain`` comes last and
 #: takes what is left (up to its size) when a small task's query space runs out.
 SPLIT_ORDER: tuple[str, ...] = ("train", "extra", "probe", "eval", "pretrain")
-
-
-@dataclass(frozen=True)
-class Study:
-    """One swift/validation study: a strategy and the tasks its probes come from."""
-
-    name: str
-    strategy: str
-    in_task: tuple[str, ...]
 
 
 def studies_from_config(cfg: Mapping[str, Any]) -> list[Study]:

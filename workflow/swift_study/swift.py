@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .errors import DataError
-from .gradients import AdamState, GradientArgs
+from .gradients import GradientArgs
 from .records import Record
 
 
@@ -16,20 +16,7 @@ def gradient_args(gradients: Mapping[str, Any], seed: int, device: str, max_leng
     The projection seed is the master seed: the same projection for every example
     of a state, and (so that states are comparable) for every state.
     """
-    return GradientArgs(seed=int(seed), device=device, max_length=int(max_length), **dict(gradients))
-
-
-def load_adam_state(state_dir: str | Path) -> AdamState:
-    """The Adam moments saved with a model state (``optimizer_moments.pt``), for LESS preconditioning."""
-    from .finetune import load_moments
-
-    path = Path(state_dir) / "optimizer_moments.pt"
-    if not path.exists():
-        raise DataError(f"{path}: model state has no optimizer moments; "
-                        "set swift.precondition: none or use warm-up states (step-N)")
-    m = load_moments(path)
-    moments = {name: (v["exp_avg"], v["exp_avg_sq"]) for name, v in m["moments"].items()}
-    return AdamState(moments, step=m["step"], betas=tuple(m["betas"]), eps=m["eps"])
+    return GradientArgs.from_mapping(gradients, seed=int(seed), device=device, max_length=int(max_length))
 
 
 def eval_pairs(evals: Sequence[Record], target: str, target_records: Sequence[Record] = ()) -> list[tuple[str, str]]:
@@ -51,16 +38,6 @@ def per_state(paths: Sequence[str], n_states: int) -> list[list[str]]:
         raise ValueError(f"{len(paths)} feature stores do not split into {n_states} model states")
     k = len(paths) // n_states
     return [list(paths[i * k:(i + 1) * k]) for i in range(n_states)]
-
-
-def state_learning_rate(state_dir: str | Path, fallback: float | None) -> float | None:
-    """eta_k of a model state: the learning rate recorded in its ``state.json``, else ``fallback``."""
-    import json
-
-    path = Path(state_dir) / "state.json"
-    if path.exists():
-        return json.loads(path.read_text(encoding="utf-8")).get("learning_rate", fallback)
-    return fallback
 
 
 def state_scores(state: str, lr: float | None, probe_feats, eval_stores: Sequence[str | Path],

@@ -1,4 +1,4 @@
-"""Training sets of the validation study (METHOD.md, "Validation study").
+"""Training sets of the validation study (docs/method.md, "Validation study").
 
 * ``B``          D_B: plain QA over all tasks (the base pool).
 * ``B+<study>``  D_B plus D_S: the study's strategy format of the base-pool queries
@@ -16,7 +16,7 @@ import random
 
 from .errors import DataError
 from .records import Record
-from .suite import Study
+from .study import Study
 
 
 def _in_task(records: list[Record], study: Study) -> list[Record]:

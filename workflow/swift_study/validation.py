@@ -1,6 +1,6 @@
 """Validation effects: how much each strategy dataset changed the fine-tuned models.
 
-For a study S and a cell c, both effects of METHOD.md ("Validation study"):
+For a study S and a cell c, both effects of docs/method.md ("Validation study"):
 
 * ``Delta_B(S, c)    = score(M_B+S) - score(M_B)``: does adding S help at all?
 * ``Delta_ctrl(S, c) = score(M_B+S) - score(M_B+B')``: does S beat the same number
@@ -9,7 +9,7 @@ For a study S and a cell c, both effects of METHOD.md ("Validation study"):
 Cells: the contexts ``in`` (the study's in-task tasks) and ``cross`` (all other
 tasks), and every eval task on its own (``task:<name>``). Each effect comes with
 a paired bootstrap interval over eval examples and training seeds
-(:func:`swift_study.alignment.delta`). Two scores, both always reported: exact
+(:func:`swift_study.effects.delta`). Two scores, both always reported: exact
 match of the extracted final answer (``em``, the default outcome: what a user of
 the model sees), and the decrease of the per-token loss of the reference plain-QA
 response (``loss``; > 0 means the strategy data lowered the loss).
@@ -23,7 +23,8 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from .alignment import delta
+from .effects import delta
+from .metrics import METRICS
 
 #: Prefix of a per-task cell's ``context`` value (``task:add``).
 TASK_CELL = "task:"
@@ -66,18 +67,18 @@ def validation_effects(samples: Mapping[str, Sequence[pd.DataFrame]], studies: S
         for ctx, ctx_tasks in cells(st["in_task"], tasks).items():
             if not ctx_tasks:
                 continue
-            em = {k: _scores(samples[m], ctx_tasks, "em") for k, m in models.items()}
-            nll = {k: _scores(samples[m], ctx_tasks, "nll_per_token") for k, m in models.items()}
+            scores = {mt.name: {k: _scores(samples[m], ctx_tasks, mt.column) for k, m in models.items()}
+                      for mt in METRICS.values()}
             row: dict[str, Any] = {"study": name, "strategy": st["strategy"], "context": ctx,
                                    "in_task": ctx_tasks <= set(st["in_task"]), "metric": metric}
             for k in models:
-                row[f"em_{k}"] = float(pd.concat(em[k]).mean())
-                row[f"nll_{k}"] = float(pd.concat(nll[k]).mean())
-            effects = {
-                "em": (delta(em["S"], em["B"], **kw), delta(em["S"], em["ctrl"], **kw)),
-                "loss": (delta(nll["S"], nll["B"], higher_is_better=False, **kw),
-                         delta(nll["S"], nll["ctrl"], higher_is_better=False, **kw)),
-            }
+                for mt in METRICS.values():
+                    row[f"{mt.prefix}_{k}"] = float(pd.concat(scores[mt.name][k]).mean())
+            effects = {}
+            for mt in METRICS.values():
+                sc = scores[mt.name]
+                effects[mt.name] = (delta(sc["S"], sc["B"], higher_is_better=mt.higher_is_better, **kw),
+                                    delta(sc["S"], sc["ctrl"], higher_is_better=mt.higher_is_better, **kw))
             for mname, (d, dc) in effects.items():
                 row.update({f"delta_{mname}": d.delta, f"delta_{mname}_lo": d.lo, f"delta_{mname}_hi": d.hi,
                             f"delta_{mname}_ctrl": dc.delta, f"delta_{mname}_ctrl_lo": dc.lo,

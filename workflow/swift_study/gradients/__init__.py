@@ -1,4 +1,4 @@
-"""Per-example gradient engines and projectors (METHOD.md, "Gradients").
+"""Per-example gradient engines and projectors (docs/method.md, "Gradients").
 
 Public API::
 
@@ -33,9 +33,9 @@ from .exact import eager_attention, per_example_grads_exact
 from .fast import per_example_features_fast
 from .loop import per_example_grads_loop
 from .params import SUBSETS, EmbeddingSpec, LinearSpec, ParamSubset, select_parameters
-from .projection import (PROJECTIONS, AdamState, IdentityProjector, KronProjector, MixedProjector,
-                         Projector,
-                         SketchProjector, adam_precondition, make_projector, stable_seed)
+from .adam import AdamState, adam_precondition
+from .projection import (PROJECTIONS, IdentityProjector, KronProjector, MixedProjector, Projector,
+                         SketchProjector, make_projector, stable_seed)
 from .store import (FeatureStore, check_compatible, concat_features, feature_norms, iter_blocks,
                     open_features, pairwise_inner, pairwise_inner_shards, read_meta, sidecar_path,
                     store_shape)

@@ -1,4 +1,4 @@
-"""Featurize examples: projected per-example gradients ``g(z)`` of METHOD.md.
+"""Featurize examples: projected per-example gradients ``g(z)`` of docs/method.md.
 
 :class:`GradientArgs` holds every choice explicitly; :func:`featurize` turns
 ``(prompt, response)`` pairs into ``(n, d)`` float32 features (optionally streamed
@@ -70,7 +70,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -78,14 +78,15 @@ from torch import nn
 
 from ..encoding import EncodedBatch, encode_pair, pad_encoded
 from ..device import pick_device
+from ..errors import ArgumentError
 from .exact import per_example_grads_exact
 from .fast import per_example_features_fast
 from .loop import per_example_grads_loop
 from .params import SUBSETS, ParamSubset, select_parameters
-from .projection import PROJECTIONS, AdamState, Projector, make_projector
+from .adam import AdamState
+from .projection import PROJECTIONS, Projector, make_projector
 from .store import FeatureStore
 
-ENGINES = ("fast", "exact", "loop")
 DTYPES = ("float32", "bfloat16")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_SUBSET = "linear_embed"
@@ -113,14 +114,14 @@ class GradientArgs:
         def choice(name: str, allowed: Sequence[str]) -> None:
             val = getattr(self, name)
             if val not in allowed:
-                raise ValueError(f"GradientArgs.{name} must be one of {list(allowed)}, got {val!r}")
+                raise ArgumentError(f"GradientArgs.{name} must be one of {list(allowed)}, got {val!r}")
 
         def integer(name: str, low: int) -> None:
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, (int, np.integer)):
-                raise ValueError(f"GradientArgs.{name} must be an integer, got {val!r}")
+                raise ArgumentError(f"GradientArgs.{name} must be an integer, got {val!r}")
             if val < low:
-                raise ValueError(f"GradientArgs.{name} must be >= {low}, got {val}")
+                raise ArgumentError(f"GradientArgs.{name} must be >= {low}, got {val}")
             setattr(self, name, int(val))
 
         choice("engine", ENGINES)
@@ -128,7 +129,7 @@ class GradientArgs:
         choice("projection", PROJECTIONS)
         choice("dtype", DTYPES)
         if not (self.device in DEVICES or str(self.device).startswith("cuda:")):
-            raise ValueError(f"GradientArgs.device must be one of {list(DEVICES)} (or 'cuda:N'), "
+            raise ArgumentError(f"GradientArgs.device must be one of {list(DEVICES)} (or 'cuda:N'), "
                              f"got {self.device!r}")
         integer("last_n_layers", 1)
         integer("proj_factor_dim", 1)
@@ -137,15 +138,15 @@ class GradientArgs:
         integer("chunk_size", 1)
         integer("max_length", 2)
         if not isinstance(self.sort_by_length, (bool, np.bool_)):
-            raise ValueError(f"GradientArgs.sort_by_length must be a bool, got {self.sort_by_length!r}")
+            raise ArgumentError(f"GradientArgs.sort_by_length must be a bool, got {self.sort_by_length!r}")
         self.sort_by_length = bool(self.sort_by_length)
         if self.modules is None:
             self.modules = []
         if isinstance(self.modules, str) or not all(isinstance(m, str) for m in self.modules):
-            raise ValueError(f"GradientArgs.modules must be a list of regex strings, got {self.modules!r}")
+            raise ArgumentError(f"GradientArgs.modules must be a list of regex strings, got {self.modules!r}")
         self.modules = list(self.modules)
         if self.subset == "modules" and not self.modules:
-            raise ValueError("GradientArgs.modules must list at least one regex when subset='modules'")
+            raise ArgumentError("GradientArgs.modules must list at least one regex when subset='modules'")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], **overrides: Any) -> "GradientArgs":
@@ -154,7 +155,7 @@ class GradientArgs:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(merged) - known)
         if unknown:
-            raise ValueError(f"GradientArgs: unknown field(s) {unknown}; known: {sorted(known)}")
+            raise ArgumentError(f"GradientArgs: unknown field(s) {unknown}; known: {sorted(known)}")
         return cls(**merged)
 
     def to_dict(self) -> dict[str, Any]:
@@ -312,14 +313,29 @@ def _batches(tokenizer, pairs: Sequence[tuple[str, str]], args: GradientArgs
             yield idx + w0, batch
 
 
+def _fast(model, batch, subset, projector, adam_state, autocast) -> torch.Tensor:
+    return per_example_features_fast(model, batch, subset, projector, transform=adam_state, autocast_dtype=autocast)
+
+
+def _materialized(grads_fn):
+    """An engine from a function returning full per-example gradients ``{name: (B, *shape)}``:
+    Adam preconditioning (if any), then the projection."""
+    def engine(model, batch, subset, projector, adam_state, autocast) -> torch.Tensor:
+        grads = grads_fn(model, batch, subset.names, autocast_dtype=autocast)
+        if adam_state is not None:
+            grads = adam_state(grads)
+        return projector.project(grads)
+    return engine
+
+
+#: Gradient engines by name: ``(model, batch, subset, projector, adam_state, autocast) ->
+#: (B, d) features``. A new engine is one entry here (and the schema's enum).
+ENGINES: dict[str, Callable[..., torch.Tensor]] = {
+    "fast": _fast,
+    "exact": _materialized(per_example_grads_exact),
+    "loop": _materialized(per_example_grads_loop),
+}
+
+
 def _features(model, batch, subset, projector, args, adam_state, autocast) -> torch.Tensor:
-    if args.engine == "fast":
-        return per_example_features_fast(model, batch, subset, projector,
-                                         transform=adam_state, autocast_dtype=autocast)
-    if args.engine == "exact":
-        grads = per_example_grads_exact(model, batch, subset.names, autocast_dtype=autocast)
-    else:
-        grads = per_example_grads_loop(model, batch, subset.names, autocast_dtype=autocast)
-    if adam_state is not None:
-        grads = adam_state(grads)
-    return projector.project(grads)
+    return ENGINES[args.engine](model, batch, subset, projector, adam_state, autocast)

@@ -1,7 +1,7 @@
 """Exact per-example gradients with ``torch.func`` (``functional_call`` + ``vmap`` + ``grad``).
 
 The reference-quality engine for any parameter subset (embeddings and norms too).
-Requirements (FIELD-NOTES, "Per-example gradients"): eager attention (sdpa has no
+Requirements (measured with torch 2.x and transformers 5): eager attention (sdpa has no
 batching rule; :func:`eager_attention` switches a model temporarily), no attention
 mask (the batch is right-padded, padded labels are ``-100`` and causal attention
 never lets a real token see the padding that follows it), the loss computed from
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..encoding import EncodedBatch, per_example_loss
+from .params import named_selection
 
 
 def _base(model: nn.Module) -> nn.Module:
@@ -72,10 +73,7 @@ def per_example_grads_exact(model: nn.Module, batch: EncodedBatch, names: Sequen
     """
     from torch.func import functional_call, grad, vmap
 
-    params = dict(model.named_parameters())
-    missing = [n for n in names if n not in params]
-    if missing:
-        raise ValueError(f"unknown parameter names {missing[:3]}")
+    params, _ = named_selection(model, names)
     sel = {n: params[n].detach() for n in names}
     rest = {n: p.detach() for n, p in params.items() if n not in sel}
     buffers = {n: b.detach() for n, b in model.named_buffers()}

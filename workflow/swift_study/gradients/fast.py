@@ -37,31 +37,22 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
 
 from ..encoding import IGNORE_INDEX, EncodedBatch, per_example_loss
 from .exact import eval_mode
-from .params import ParamSubset, _output_head
+from .params import ParamSubset, _output_head, requires_grad
 from .projection import Projector
 
 Transform = Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
 
 
-@contextlib.contextmanager
-def frozen(model: nn.Module) -> Iterator[None]:
-    """Set ``requires_grad=False`` on every parameter inside the block; restore after."""
-    params = list({id(p): p for p in model.parameters()}.values())
-    flags = [p.requires_grad for p in params]
-    try:
-        for p in params:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, f in zip(params, flags):
-            p.requires_grad_(f)
+def frozen(model: nn.Module):
+    """Every parameter of ``model`` with ``requires_grad=False`` inside the block (restored after)."""
+    return requires_grad(model.parameters(), False)
 
 
 class _TokenNLL(torch.autograd.Function):

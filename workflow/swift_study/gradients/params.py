@@ -28,9 +28,10 @@ anything else (norm weights, ...) needs ``engine="exact"`` or ``"loop"``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 from torch import nn
 
@@ -202,3 +203,27 @@ def select_parameters(model: nn.Module, subset: str = "all_linear", last_n_layer
                 emb_specs.append(EmbeddingSpec(mname, m, n))
     return ParamSubset(names=names, params=params, linears=list(lin_specs.values()),
                        embeddings=emb_specs, unsupported=unsupported)
+
+
+def named_selection(model: nn.Module, names: Sequence[str]) -> tuple[dict[str, nn.Parameter], list[nn.Parameter]]:
+    """All of ``model``'s named parameters, and those called ``names`` in that order
+    (a ``ValueError`` names unknown ones)."""
+    params = dict(model.named_parameters())
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise ValueError(f"unknown parameter names {missing[:3]}")
+    return params, [params[n] for n in names]
+
+
+@contextlib.contextmanager
+def requires_grad(params: Iterable[nn.Parameter], flag: bool) -> Iterator[None]:
+    """Set ``requires_grad=flag`` on ``params`` (each once) inside the block; restore after."""
+    params = list({id(p): p for p in params}.values())
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(flag)
+        yield
+    finally:
+        for p, f in zip(params, flags):
+            p.requires_grad_(f)

@@ -1,0 +1,75 @@
+"""LESS-style Adam preconditioning: the update direction one more Adam step would take
+for a per-example gradient, from a model state's saved moments."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+
+
+class AdamState:
+    """Adam moments of a checkpoint: ``moments[name] = (exp_avg, exp_avg_sq)``.
+
+    ``step`` is the number of optimizer steps already taken (PyTorch's ``state["step"]``).
+    """
+
+    def __init__(self, moments: Mapping[str, tuple[torch.Tensor, torch.Tensor]], step: int,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 bias_correction: bool = True):
+        self.moments = dict(moments)
+        self.step = int(step)
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.eps = float(eps)
+        self.bias_correction = bool(bias_correction)
+
+    @classmethod
+    def from_optimizer(cls, optimizer: torch.optim.Optimizer, model: torch.nn.Module,
+                       **kw) -> "AdamState":
+        """Collect the moments of a live ``torch.optim.Adam(W)`` keyed by parameter name."""
+        name_of = {id(p): n for n, p in model.named_parameters()}
+        moments, step, betas, eps = {}, 0, (0.9, 0.999), 1e-8
+        for group in optimizer.param_groups:
+            betas, eps = tuple(group.get("betas", betas)), group.get("eps", eps)
+            for p in group["params"]:
+                st = optimizer.state.get(p, {})
+                if "exp_avg" in st and id(p) in name_of:
+                    moments[name_of[id(p)]] = (st["exp_avg"].detach(), st["exp_avg_sq"].detach())
+                    step = int(torch.as_tensor(st["step"]).item())
+        return cls(moments, step, kw.pop("betas", betas), kw.pop("eps", eps), **kw)
+
+    def __call__(self, grads: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return adam_precondition(grads, self.moments, self.step, self.betas, self.eps,
+                                 self.bias_correction)
+
+
+def adam_precondition(grads: Mapping[str, torch.Tensor],
+                      moments: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+                      step: int, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                      bias_correction: bool = True) -> dict[str, torch.Tensor]:
+    """The Adam update direction one more step with gradient ``g`` would take (LESS).
+
+    For every per-example gradient ``g`` (``(B, *shape)``) of parameter ``name``:
+    ``m' = b1 m + (1-b1) g``, ``v' = b2 v + (1-b2) g^2``; with ``t = step + 1`` and
+    bias correction ``m^ = m'/(1-b1^t)``, ``v^ = v'/(1-b2^t)``; returns
+    ``m^ / (sqrt(v^) + eps)``. Raises ``ValueError`` when a moment is missing.
+    """
+    b1, b2 = betas
+    t = int(step) + 1
+    c1 = 1.0 - b1 ** t if bias_correction else 1.0
+    c2 = 1.0 - b2 ** t if bias_correction else 1.0
+    out = {}
+    for name, g in grads.items():
+        if name not in moments:
+            raise ValueError(f"adam: no optimizer moments for parameter {name!r}")
+        m, v = moments[name]
+        g32 = g.float()
+        m = m.to(g.device, torch.float32).unsqueeze(0)
+        v = v.to(g.device, torch.float32).unsqueeze(0)
+        if m.shape[1:] != g32.shape[1:] or v.shape[1:] != g32.shape[1:]:
+            raise ValueError(f"adam: moment shape {tuple(m.shape[1:])} of {name!r} does not "
+                             f"match its gradient shape {tuple(g32.shape[1:])}")
+        m1 = b1 * m + (1.0 - b1) * g32
+        v1 = b2 * v + (1.0 - b2) * g32 * g32
+        out[name] = (m1 / c1) / ((v1 / c2).sqrt() + eps)
+    return out

@@ -1,0 +1,161 @@
+"""Model states (docs/method.md "Model states"): the one owner of their names, where they
+live, and the files that make one.
+
+A model state is a checkpoint the swift study takes gradients at: ``base`` (the base
+model, or ``model.local_dir``) and ``step-N`` (exported by the warm-up at optimizer step
+N into ``<warm-up dir>/states/step-N/``). A state directory holds the model and tokenizer
+and, for ``step-N``, ``state.json`` (the step, ``learning_rate`` = the rate of the
+update that produced it, ``next_learning_rate``, epoch, loss, seed) and
+``optimizer_moments.pt`` (the Adam moments keyed by parameter name, for LESS-style
+preconditioning). Writers (:func:`write_state`) and readers (:class:`ModelState`) meet
+here only; a new source of states adds a producer here and the rule that makes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+
+from .atomic import atomic_write_text
+from .errors import ConfigError, DataError
+
+BASE = "base"
+LAST = "last"
+STATES_DIRNAME = "states"
+STATE_JSON = "state.json"
+MOMENTS_NAME = "optimizer_moments.pt"
+
+
+def state_names(export_steps: Iterable[int]) -> list[str]:
+    """Every model state, in training order: ``base`` then ``step-N`` per export step."""
+    return [BASE] + [f"step-{n}" for n in sorted(export_steps)]
+
+
+def resolve_state(name: str, names: Sequence[str], key: str) -> str:
+    """A state name from the config (``last`` = the last one); ``key`` names the config key."""
+    resolved = names[-1] if name == LAST else name
+    if resolved not in names:
+        raise ConfigError(f"config key {key}: {name!r} is not a model state; choose one of {list(names)} or 'last'")
+    return resolved
+
+
+def state_path(name: str, base_dir: str | os.PathLike, warmup_dir: str | os.PathLike) -> Path:
+    """The directory of model state ``name``: the base model, or a warm-up export."""
+    return Path(base_dir) if name == BASE else Path(warmup_dir) / STATES_DIRNAME / name
+
+
+def state_producer(name: str, base_dir: str | os.PathLike, warmup_dir: str | os.PathLike) -> str:
+    """The output (a rule's directory) that holds state ``name``: what a rule depends on."""
+    return str(base_dir) if name == BASE else str(warmup_dir)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def unwrap_optimizer(opt):
+    """The torch optimizer inside accelerate's / transformers' wrappers."""
+    while hasattr(opt, "optimizer") and not isinstance(opt, torch.optim.Optimizer):
+        opt = opt.optimizer
+    return opt
+
+
+def export_moments(model: torch.nn.Module, optimizer) -> dict[str, Any]:
+    """The Adam moments of ``optimizer`` keyed by ``model``'s parameter names (tied
+    parameters under their first name), with step, betas, eps, lr and weight decay."""
+    opt = unwrap_optimizer(optimizer) if optimizer is not None else None
+    names = {id(p): n for n, p in model.named_parameters()}
+    moments: dict[str, dict[str, torch.Tensor]] = {}
+    step = 0
+    betas, eps, lr, wd = (0.9, 0.999), 1e-8, 0.0, 0.0
+    if opt is not None:
+        group0 = opt.param_groups[0]
+        betas = tuple(float(b) for b in group0.get("betas", betas))
+        eps = float(group0.get("eps", eps))
+        lr = float(group0.get("lr", lr))
+        wd = float(group0.get("weight_decay", wd))
+        for group in opt.param_groups:
+            for p in group["params"]:
+                st = opt.state.get(p)
+                if not st or "exp_avg" not in st:
+                    continue
+                name = names.get(id(p))
+                if name is None:
+                    continue
+                moments[name] = {"exp_avg": st["exp_avg"].detach().to("cpu", copy=True),
+                                 "exp_avg_sq": st["exp_avg_sq"].detach().to("cpu", copy=True)}
+                s = st.get("step", 0)
+                step = int(s.item() if torch.is_tensor(s) else s)
+    return {"step": step, "betas": betas, "eps": eps, "lr": lr, "weight_decay": wd, "moments": moments}
+
+
+def write_state(out_dir: str | os.PathLike, model, tokenizer, optimizer, info: Mapping[str, Any]) -> None:
+    """Write one model state into ``out_dir`` (an empty directory being built): the model,
+    its tokenizer, the optimizer's Adam moments and ``state.json`` (``info``)."""
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    torch.save(export_moments(model, optimizer), out_dir / MOMENTS_NAME)
+    atomic_write_text(out_dir / STATE_JSON, json.dumps(dict(info), indent=2))
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def load_moments(path: str | os.PathLike) -> dict[str, Any]:
+    """Load an exported ``optimizer_moments.pt`` (a state dir or the file itself).
+
+    Returns ``{"step": int, "betas": (b1, b2), "eps": float, "lr": float,
+    "weight_decay": float, "moments": {param_name: {"exp_avg": tensor,
+    "exp_avg_sq": tensor}}}``; ``moments`` is empty for the starting state (step 0).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / MOMENTS_NAME
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj["betas"] = tuple(obj["betas"])
+    return obj
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """A model state on disk, for readers: its learning rate and Adam moments."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def has_moments(self) -> bool:
+        """Whether the state was saved with its optimizer's moments."""
+        return (self.path / MOMENTS_NAME).exists()
+
+    @property
+    def is_adapter(self) -> bool:
+        """Whether the state is a LoRA adapter (not a full model)."""
+        return (self.path / "adapter_config.json").exists()
+
+    def info(self) -> dict[str, Any]:
+        """``state.json``, or ``{}`` for a state without one (the base model)."""
+        p = self.path / STATE_JSON
+        return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+    def learning_rate(self, fallback: float | None = None) -> float | None:
+        """eta_k: the learning rate recorded in ``state.json``, else ``fallback``."""
+        return self.info().get("learning_rate", fallback)
+
+    def adam(self):
+        """The saved Adam moments as a :class:`~swift_study.gradients.AdamState` (LESS)."""
+        from .gradients import AdamState
+
+        if not self.has_moments:
+            raise DataError(f"{self.path / MOMENTS_NAME}: model state has no optimizer moments; "
+                            "set swift.precondition: none or use warm-up states (step-N)")
+        m = load_moments(self.path)
+        moments = {name: (v["exp_avg"], v["exp_avg_sq"]) for name, v in m["moments"].items()}
+        return AdamState(moments, step=m["step"], betas=tuple(m["betas"]), eps=m["eps"])
