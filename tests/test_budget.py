@@ -206,3 +206,33 @@ def test_table_and_ltd_verdicts_follow_the_data():
     assert set(table["seed"]) == {"0", "1", "all"}
     claim = ltd_claim(runs, samples, {"add": ["add"]}, 0.05, 200, 0.95, 0).set_index("selector")
     assert claim.loc["gradient", "verdict"] == "beats" and claim.loc["random", "verdict"] == "worse"
+
+
+# ------------------------------------------------------------------------------ LDS
+
+
+def test_lds_sets_predictions_and_scores():
+    from swift_study.lds import lds_fractions, lds_predictions, lds_scores, lds_training_set
+    from swift_study.study import Study
+
+    studies = [Study("a", "cot", ("add",)), Study("b", "corrupt", ("sort",))]
+    f = lds_fractions(6, studies, seed=3)
+    assert len(f) == 12 and f["fraction"].between(0, 1).all()
+    assert f.equals(lds_fractions(6, studies, seed=3)) and not f.equals(lds_fractions(6, studies, seed=4))
+    qa = [_rec(i, "add", "qa") for i in range(5)]
+    d_s = {"a": [_rec(i, "add", "cot") for i in range(40)], "b": [_rec(i, "sort", "corrupt") for i in range(20)]}
+    for j in range(6):
+        fj = f[f["model"] == f"lds-{j}"].set_index("study")["fraction"]
+        got = lds_training_set(f"lds-{j}", f, qa, d_s, seed=0)
+        assert sum(r.format == "cot" for r in got) == round(fj["a"] * 40)
+        assert sum(r.format == "corrupt" for r in got) == round(fj["b"] * 20) and got[:5] == qa
+    # a strategy that helps task x and one that hurts it: the measured outcome follows
+    # the prediction exactly, so LDS is 1 on x; an outcome against it gives -1
+    inflow = pd.DataFrame({"study": ["a", "b", "a", "b"], "task": ["x", "x", "y", "y"], "s": [1.0, -1.0, 0.0, 1.0]})
+    pred = lds_predictions(f, {"a": 40, "b": 20}, inflow)
+    fw = f.pivot(index="model", columns="study", values="fraction")
+    measured = pd.DataFrame([{"model": m, "task": t, "em": (40 * fw.loc[m, "a"] - 20 * fw.loc[m, "b"]) * sgn}
+                             for m in fw.index for t, sgn in (("x", 1), ("y", -1))])
+    scores = lds_scores(pred, measured).set_index("task")["lds"]
+    assert scores["x"] == pytest.approx(1.0)
+    assert scores["mean"] == pytest.approx((scores["x"] + scores["y"]) / 2)

@@ -123,6 +123,28 @@ def test_budget_study_on_the_tiny_run(tiny_run):
     assert not (r / "models").exists() or not any((r / "models").rglob("*.safetensors"))  # models not kept
 
 
+@pytest.mark.slow
+def test_lds_on_the_tiny_run(tiny_run):
+    """`snakemake lds`: retrainings on D_B plus random strategy fractions, scored for the
+    default configuration and the league's best."""
+    work = tiny_run.parent
+    _snakemake(work, "lds", "--quiet", "rules")
+    fractions = pd.read_csv(tiny_run / "lds/fractions.csv")
+    assert set(fractions["model"]) == {"lds-0", "lds-1", "lds-2"} and fractions["fraction"].between(0, 1).all()
+    n_qa = len(pd.read_json(tiny_run / "data/train/qa.jsonl", lines=True))
+    for model, g in fractions.groupby("model"):
+        data = pd.read_json(tiny_run / f"lds/data/{model}.jsonl", lines=True)
+        assert len(data) == n_qa + sum(round(r.fraction * r.n_strategy) for r in g.itertuples())
+    lds = pd.read_csv(tiny_run / "alignment/lds.csv")
+    assert lds["config"].nunique() == 2 and set(lds["task"]) == {"add", "sub", "compare", "reverse", "mean"}
+    assert lds["lds"].dropna().between(-1, 1).all()
+    assert (tiny_run / "figures/lds.png").stat().st_size > 0
+    # the optional studies join the report once made (the budget test ran before this one)
+    _snakemake(work, "--quiet", "rules")
+    html = (tiny_run / "report.html").read_text(encoding="utf-8")
+    assert "Strategy-level LDS" in html and "Data-budget study" in html
+
+
 def test_bad_config_key_stops_with_its_name(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("swift:\n  gradients:\n    engine: warp\n")

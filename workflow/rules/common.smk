@@ -49,6 +49,7 @@ VAL_MODELS = ["B"] + [f"B+{s}" for s in STUDIES] + [f"ctrl+{s}" for s in STUDIES
 BUDGET = config["budget"]
 BUDGET_RUNS = budget_runs(BUDGET)
 BUDGET_RUN = {r.name: r for r in BUDGET_RUNS}
+LDS_MODELS = [f"lds-{j}" for j in range(config["lds"]["n_models"])]
 
 
 wildcard_constraints:
@@ -58,6 +59,7 @@ wildcard_constraints:
     seed="[0-9]+",
     shard="[0-9]+",
     run="|".join(re.escape(r) for r in BUDGET_RUN),
+    model="lds-[0-9]+",
 
 
 def tokenizer_dir():
@@ -162,8 +164,17 @@ def budget_outputs():
             f"{R}/figures/budget.png", f"{R}/figures/budget.pdf"]
 
 
-def budget_report_inputs(wildcards):
-    """The budget study's figure and summary for the report, once `snakemake budget` has
-    made them (the budget study is not part of the default run)."""
-    files = [f"{R}/figures/budget.png", f"{R}/budget/budget.md"]
+def _if_made(files):
+    """``files`` once all exist, else nothing: outputs of the optional targets (budget, lds)
+    join the report after their own run, without the default run depending on them."""
     return files if all(os.path.exists(f) for f in files) else []
+
+
+def budget_report_inputs(wildcards):
+    """The budget study's figure and summary for the report, once `snakemake budget` made them."""
+    return _if_made([f"{R}/figures/budget.png", f"{R}/budget/budget.md"])
+
+
+def lds_report_inputs(wildcards):
+    """The LDS figure and summary for the report, once `snakemake lds` made them."""
+    return _if_made([f"{R}/figures/lds.png", f"{R}/alignment/lds.md"])

@@ -15,6 +15,7 @@ rule league:
     output:
         csv=f"{R}/alignment/league.csv",
         md=f"{R}/alignment/league.md",
+        grid=f"{R}/alignment/league_scores.csv",
         png=f"{R}/figures/league.png",
         pdf=f"{R}/figures/league.pdf",
     params:

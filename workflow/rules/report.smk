@@ -19,6 +19,7 @@ rule report:
         league=f"{R}/alignment/league.csv",
         league_png=f"{R}/figures/league.png",
         budget=budget_report_inputs,
+        lds=lds_report_inputs,
     output:
         f"{R}/report.html",
     params:

@@ -53,6 +53,7 @@ def main(smk, log):
     league = league_table(grid, validation, {"estimator": p.estimator, "precondition": p.precondition},
                           n_perm=p.n_perm, seed=p.seed)
     league.to_csv(smk.output.csv, index=False)
+    atomic_write_text(smk.output.grid, grid.to_csv(index=False, float_format="%.8g"))  # every configuration's scores (LDS)
     plot_league(league, smk.output.png, smk.output.pdf)
     best, default = league.iloc[0], league[league["default"]]
     md = ["# League table: which swift configuration predicts the retraining", "",

@@ -45,6 +45,8 @@ def main(smk, log):
         "config_yaml": config_yaml(cfg),
         "budget_uri": image_data_uri(i.budget[0]) if i.budget else None,
         "budget_md": Path(i.budget[1]).read_text(encoding="utf-8") if i.budget else None,
+        "lds_uri": image_data_uri(i.lds[0]) if i.lds else None,
+        "lds_md": Path(i.lds[1]).read_text(encoding="utf-8") if i.lds else None,
     }
     render_report(smk.params.template, smk.output[0], ctx)
     log.info("wrote %s", smk.output[0])

@@ -521,6 +521,42 @@ def plot_league(league: pd.DataFrame, out_png: str | Path | None, out_pdf: str |
         return fig
 
 
+def plot_lds(points: pd.DataFrame, scores: pd.DataFrame, out_png: str | Path | None,
+             out_pdf: str | Path | None = None) -> Figure:
+    """Predicted (sum_S f_jS |D_S| s_t(S)) against measured exact match of the LDS
+    retrainings, one panel per eval task, one marker per swift configuration, with each
+    configuration's LDS_t in the legend."""
+    with rc_context(_rc()):
+        tasks = sorted(points["task"].unique()) if len(points) else []
+        if not tasks:
+            fig = Figure(figsize=(6, 3))
+            _placeholder(fig, "no LDS retrainings")
+            _save_both(fig, out_png, out_pdf)
+            return fig
+        ncol = min(4, len(tasks))
+        nrow = -(-len(tasks) // ncol)
+        fig = Figure(figsize=(3.3 * ncol, 3.0 * nrow))
+        axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
+        markers = ["o", "s", "^", "D"]
+        for ax, task in zip(axes, tasks):
+            for k, (config, g) in enumerate(points[points["task"] == task].groupby("config", sort=False)):
+                rho = scores.loc[(scores["config"] == config) & (scores["task"] == task), "lds"]
+                p = g["predicted"].astype(float)
+                span = float(p.max() - p.min()) or 1.0
+                ax.scatter((p - p.min()) / span, g["em"], marker=markers[k % 4], s=22, alpha=0.8,
+                           label=_safe(f"{config}: rho {_fmt(_f(rho.iloc[0]) if len(rho) else float('nan'))}"))
+            ax.set_title(_safe(f"task {task}"), fontsize=9)
+            ax.set_xlabel(_safe("predicted (rescaled to [0, 1])"), fontsize=8)
+            ax.set_ylabel(_safe("measured exact match"), fontsize=8)
+            ax.legend(fontsize=6.5, loc="best")
+        for ax in axes[len(tasks):]:
+            ax.set_axis_off()
+        fig.suptitle(_safe("Strategy-level LDS: swift prediction vs retraining, per eval task"), fontsize=10)
+        fig.tight_layout()
+        _save_both(fig, out_png, out_pdf)
+        return fig
+
+
 def plot_budget(table: pd.DataFrame, out_png: str | Path | None, out_pdf: str | Path | None = None) -> Figure:
     """The budget curve: exact match against the budget (share of the pool, log scale),
     one line per selector with its interval, the ``task`` baseline (all target-task data)

@@ -1,0 +1,24 @@
+"""Snakemake script: the training sets of the LDS retrainings (see swift_study.lds)."""
+from swift_study.atomic import atomic_write_text
+from swift_study.lds import lds_fractions, lds_training_set, strategy_data
+from swift_study.records import read_jsonl, write_jsonl
+from swift_study.runner import run
+from swift_study.study import Study
+
+
+def main(smk, log):
+    p = smk.params
+    studies = [Study.from_config(s) for s in p.studies]
+    by_format = {fmt: read_jsonl(f) for fmt, f in zip(p.strategies, smk.input.strategies)}
+    d_s = {s.name: strategy_data(s, by_format[s.strategy]) for s in studies}
+    fractions = lds_fractions(p.n_models, studies, p.seed)
+    sizes = {name: len(recs) for name, recs in d_s.items()}
+    qa = read_jsonl(smk.input.qa)
+    for j, out in enumerate(smk.output.sets):
+        n = write_jsonl(out, lds_training_set(f"lds-{j}", fractions, qa, d_s, p.seed))
+        log.info("lds-%d: %d training examples", j, n)
+    atomic_write_text(smk.output.fractions, fractions.assign(n_strategy=fractions["study"].map(sizes))
+                      .to_csv(index=False, float_format="%.6g"))
+
+
+run(snakemake, main)  # noqa: F821
