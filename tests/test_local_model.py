@@ -85,3 +85,29 @@ def test_gradients_on_the_local_model(llama_dir):
     assert np.isfinite(fast).all() and np.abs(fast).max() > 0
     np.testing.assert_allclose(fast, exact, rtol=1e-3, atol=1e-4 * np.abs(exact).max())
 
+
+
+@pytest.mark.slow
+def test_whole_tiny_chain_on_the_local_model(llama_dir, tmp_path):
+    """model.local_dir through every stage: warm-up states (trl), gradient features,
+    validation retraining (trl) and lm-eval generation with the SentencePiece tokenizer,
+    alignment, league and the report; no tokenizer training or pretraining."""
+    from swift_study.offline import offline_env
+
+    repo = __import__("pathlib").Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(repo / "config" / "tiny.yaml"), "--config", f"model={{local_dir: {llama_dir}}}",
+         "--cores", "2", "--quiet", "rules"], capture_output=True, text=True, env=offline_env(), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    r = tmp_path / "results-tiny"
+    assert not (r / "model/tokenizer").exists() and not (r / "model/base").exists()
+    state = json.loads((r / "model/warmup/states/step-3/state.json").read_text())
+    assert state["step"] == 3
+    assert load_tokenizer(r / "model/warmup/states/step-3").bos_token_id == 1  # the local tokenizer, saved with it
+    samples = [json.loads(line) for line in open(r / "eval/B_seed-0/samples.jsonl", encoding="utf-8")]
+    gens = [s for s in samples if s.get("generation") is not None]
+    assert gens and all("<s>" not in s["generation"] for s in gens)  # no BOS text leaking into generations
+    assert all(s["em"] in (0, 1) for s in gens)
+    assert all(s["nll_per_token"] > 0 for s in samples if s.get("nll_per_token") is not None)
+    assert (r / "report.html").stat().st_size > 0 and (r / "alignment/league.csv").exists()
