@@ -10,16 +10,17 @@ import math
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from swift_study.encoding import IGNORE_INDEX, collate, encode_pair, per_example_loss
 from swift_study.finetune import (
-    ADAPTER_BASE_JSON, TrainArgs, adapter_base_dir,
+    ADAPTER_BASE_JSON, TrainArgs,
     load_train_summary, train,
 )
 from swift_study.modeling import load_model
-from swift_study.states import MOMENTS_NAME, load_moments
+from swift_study.states import MOMENTS_NAME, adapter_base_dir, load_moments
 from swift_study.tokenizer import load_tokenizer, train_tokenizer
 
 from tiny_model import tiny_llama
@@ -121,9 +122,37 @@ def test_lora_reduces_loss_and_saves_adapter(env):
     assert s["trainable_params"] < 0.5 * sum(p.numel() for p in load_model(env["base"]).parameters())
 
 
-def test_lora_with_export_is_refused():
-    with pytest.raises(ValueError, match="export"):
-        TrainArgs(method="lora", export_steps=[5])
+def test_lora_model_states_are_adapters_with_moments_and_give_lora_gradients(env):
+    """LESS's model states: a LoRA warm-up exports adapters (with their base and the Adam
+    moments of the LoRA weights); a state loads unmerged for gradients over the LoRA
+    weights (Adam-preconditioned) and merged to train from."""
+    from swift_study.gradients import GradientArgs, featurize
+    from swift_study.states import ModelState
+
+    out = train(env["base"], env["tok"], env["examples"], env["root"] / "lora_states",
+                args(method="lora", learning_rate=5e-3, lora_r=4, lora_alpha=8, export_steps=[2, 6]),
+                env["root"] / "work_lora_states")
+    st = out / "states" / "step-6"
+    assert (st / "adapter_config.json").exists() and not (st / "model.safetensors").exists()
+    assert adapter_base_dir(st) == env["base"].resolve()
+    ms = ModelState(st)
+    assert ms.is_adapter and ms.has_moments and ms.learning_rate() > 0
+    adam = ms.adam()
+    assert adam.step == 6 and adam.moments and all("lora_" in n for n in adam.moments)
+    peft_model = load_model(st)
+    names = [n for n, _ in peft_model.named_parameters() if "lora_" in n]
+    assert sorted(names) == sorted(adam.moments)  # the moments are keyed like the loaded state
+    ga = GradientArgs(subset="lora", projection="none", device="cpu", max_length=MAX_LEN)
+    plain = featurize(peft_model, env["tok"], env["pairs"][:6], ga, progress=False)
+    pre = featurize(load_model(st), env["tok"], env["pairs"][:6], ga, adam=adam, progress=False)
+    assert plain.shape[1] == sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
+    assert np.abs(plain).sum() > 0 and not np.allclose(plain, pre)
+    merged = load_model(st, merge=True)
+    assert not any("lora_" in n for n, _ in merged.named_parameters())
+    assert all(p.requires_grad for p in merged.parameters())  # trainable, as a start state must be
+    x = env["tok"](env["pairs"][0][0], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(merged(x).logits, peft_model(x).logits, atol=1e-4, rtol=1e-4)
 
 
 def test_from_config_maps_sections():

@@ -95,9 +95,11 @@ def test_whole_tiny_chain_on_the_local_model(llama_dir, tmp_path):
     from swift_study.offline import offline_env
 
     repo = __import__("pathlib").Path(__file__).resolve().parents[1]
+    override = tmp_path / "local.yaml"  # one training seed: the chain, not the statistics, is under test
+    override.write_text(f"model: {{local_dir: '{llama_dir}'}}\nvalidation: {{seeds: [0]}}\n", encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(tmp_path),
-         "--configfile", str(repo / "config" / "tiny.yaml"), "--config", f"model={{local_dir: {llama_dir}}}",
+         "--configfile", str(repo / "config" / "tiny.yaml"), str(override),
          "--cores", "2", "--quiet", "rules"], capture_output=True, text=True, env=offline_env(), timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     r = tmp_path / "results-tiny"

@@ -145,6 +145,27 @@ def test_lds_on_the_tiny_run(tiny_run):
     assert "Strategy-level LDS" in html and "Data-budget study" in html
 
 
+@pytest.mark.slow
+def test_lora_model_states_through_the_swift_study(tmp_path):
+    """warmup.method: lora (LESS): adapter states with Adam moments, Adam-preconditioned
+    gradients over the LoRA weights, and a validation model retrained from a (merged)
+    adapter state and evaluated with lm-eval."""
+    lora = tmp_path / "lora.yaml"
+    lora.write_text("warmup: {method: lora, lora: {r: 4, alpha: 8}, export_steps: [1, 3]}\n"
+                    "swift: {precondition: adam, gradients: {subset: lora}}\n"
+                    "budget: {gradients: {subset: lora}}\n", encoding="utf-8")
+    _snakemake(tmp_path, "swift", "results-tiny/eval/B_seed-0/samples.jsonl",
+               "--configfile", str(REPO / "config" / "tiny.yaml"), str(lora), "--quiet", "rules")
+    r = tmp_path / "results-tiny"
+    assert (r / "model/warmup/states/step-3/adapter_config.json").exists()
+    summary = pd.read_csv(r / "swift/summary.csv")
+    assert set(summary["state"]) == {"step-1", "step-3", "aggregate"}  # no base state for adapters
+    assert summary["s_strategy"].notna().all()
+    meta = json.loads((r / "swift/features/step-3/shard-0-of-2/eval.json").read_text())
+    assert meta["args"]["subset"] == "lora" and all("lora_" in n for n in meta["names"])
+    assert (r / "eval/B_seed-0/samples.jsonl").stat().st_size > 0
+
+
 def test_bad_config_key_stops_with_its_name(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("swift:\n  gradients:\n    engine: warp\n")

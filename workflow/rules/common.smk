@@ -28,7 +28,7 @@ R = config["results"]
 STUDIES = [s["name"] for s in config["studies"]]
 STUDY = {s["name"]: s for s in config["studies"]}
 STRATEGIES = list(dict.fromkeys(s["strategy"] for s in config["studies"]))
-STATES = state_names(config["warmup"]["export_steps"])
+STATES = state_names(config["warmup"]["export_steps"], config["warmup"]["method"])
 LOCAL_MODEL = config["model"]["local_dir"]
 
 

@@ -89,6 +89,9 @@ def check_budget_config(cfg: Mapping[str, Any]) -> None:
         if sel not in SELECTORS:
             raise ConfigError(f"config key budget.selectors: unknown selector {sel!r}; built-in: "
                               f"{sorted(SELECTORS)} (add yours under budget.user_selectors)")
+    if cfg["warmup"]["method"] == "lora" and b["gradients"]["subset"] != "lora":
+        raise ConfigError("config key budget.gradients.subset: LoRA model states (warmup.method: lora) "
+                          "take gradients over the LoRA weights; set it to lora")
     if "adam" == b["precondition"] and "base" in b["states"]:
         raise ConfigError("config key budget.states: the base state has no Adam moments; "
                           "drop it or set budget.precondition: none")

@@ -76,6 +76,9 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     from .budget import check_budget_config
 
     check_budget_config(out)
+    if out["warmup"]["method"] == "lora" and out["swift"]["gradients"]["subset"] != "lora":
+        raise ConfigError("config key swift.gradients.subset: LoRA model states (warmup.method: lora) take "
+                          "gradients over the LoRA weights, as LESS does; set it to lora")
     for task, params in out["suite"]["difficulty"].items():
         if task not in TASKS:
             raise ConfigError(f"config key suite.difficulty.{task}: not a built-in task; built-in: {sorted(TASKS)}")

@@ -53,7 +53,7 @@ from .atomic import atomic_write_text
 from .device import resolve_device
 from .errors import ArgumentError
 from .offline import set_offline
-from .states import STATES_DIRNAME, unwrap_optimizer, write_state
+from .states import ADAPTER_BASE_JSON, STATES_DIRNAME, unwrap_optimizer, write_state
 
 set_offline()
 
@@ -63,7 +63,6 @@ DEFAULT_LORA_TARGETS: tuple[str, ...] = (
 METHODS = ("full", "lora")
 SCHEDULERS = ("cosine", "linear", "constant")
 SUMMARY_NAME = "train_summary.json"
-ADAPTER_BASE_JSON = "adapter_base.json"
 ADAPTER_BASE_TXT = "adapter_base.txt"
 
 
@@ -116,9 +115,6 @@ class TrainArgs:
         self.export_steps = sorted({int(s) for s in self.export_steps})
         if any(s < 0 for s in self.export_steps):
             raise ArgumentError(f"TrainArgs.export_steps must be >= 0, got {self.export_steps}")
-        if self.export_steps and self.method != "full":
-            raise ArgumentError("TrainArgs: model-state export (export_steps) needs method='full'; "
-                             "a LoRA run has no full model state to export")
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], **overrides: Any) -> "TrainArgs":
@@ -189,7 +185,7 @@ def _atomic_save_dir(target: Path, writer: Callable[[Path], None]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _make_callbacks(tokenizer, args: TrainArgs, states_dir: Path, logf):
+def _make_callbacks(tokenizer, args: TrainArgs, states_dir: Path, logf, base_dir: Path | None = None):
     """The state-export and logging callbacks (built lazily: transformers import)."""
     from transformers import TrainerCallback
 
@@ -216,7 +212,7 @@ def _make_callbacks(tokenizer, args: TrainArgs, states_dir: Path, logf):
             optimizer = kwargs.get("optimizer")
 
             def write(tmp: Path) -> None:
-                write_state(tmp, model, tokenizer, optimizer, {
+                write_state(tmp, model, tokenizer, optimizer, base_dir=base_dir, info={
                     "step": step,
                     "learning_rate": lr,
                     "next_learning_rate": next_lr,
@@ -331,7 +327,7 @@ def train(model_dir: Path | None, tokenizer, examples: list[dict], out_dir: Path
 
         base_dir = Path(model_dir).resolve()
         model = load_model(base_dir, device="cpu", dtype=torch.float32,
-                           attn="sdpa" if device.startswith("cuda") else "eager")
+                           attn="sdpa" if device.startswith("cuda") else "eager", merge=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if args.method == "lora":
@@ -376,7 +372,7 @@ def train(model_dir: Path | None, tokenizer, examples: list[dict], out_dir: Path
         dataset_text_field="text",
     )
 
-    export_cb, log_cb = _make_callbacks(tokenizer, args, states_dir, logf)
+    export_cb, log_cb = _make_callbacks(tokenizer, args, states_dir, logf, base_dir)
     Trainer = _trainer_class()
     trainer = Trainer(
         model=model,
@@ -499,15 +495,6 @@ def _check_work_dir(work_dir: Path, fingerprint: str, logf) -> None:
 def load_train_summary(out_dir: str | os.PathLike) -> dict[str, Any]:
     """Read ``train_summary.json`` of a finished run."""
     return json.loads((Path(out_dir) / SUMMARY_NAME).read_text(encoding="utf-8"))
-
-
-def adapter_base_dir(adapter_dir: str | os.PathLike) -> Path | None:
-    """The base model directory a LoRA adapter was trained on (``adapter_base.json``)."""
-    p = Path(adapter_dir) / ADAPTER_BASE_JSON
-    if not p.exists():
-        return None
-    base = json.loads(p.read_text(encoding="utf-8")).get("base_model_dir")
-    return Path(base) if base else None
 
 
 def _json_default(obj: Any) -> Any:

@@ -35,11 +35,31 @@ def build_tiny_llama(arch: Mapping[str, Any], tokenizer, seed: int) -> LlamaForC
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu",
-               dtype: torch.dtype = torch.float32, attn: str = "eager") -> PreTrainedModel:
+               dtype: torch.dtype = torch.float32, attn: str = "eager", merge: bool = False) -> PreTrainedModel:
     """Load a local causal LM directory offline (never touches a hub).
 
-    ``attn="eager"`` is what ``torch.func.vmap`` needs (sdpa has no batching rule).
+    ``attn="eager"`` is what ``torch.func.vmap`` needs (sdpa has no batching rule). A LoRA
+    adapter directory (a LoRA model state) is loaded on its base model
+    (``adapter_base.json``) as a peft model, its LoRA weights separate (for gradients
+    over them), or merged into the base with ``merge=True`` (to train from it).
     """
+    from .states import adapter_base_dir
+
+    if (Path(path) / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        from .errors import DataError
+
+        base = adapter_base_dir(path)
+        if base is None:
+            raise DataError(f"{path}: LoRA adapter without adapter_base.json naming its base model")
+        model = PeftModel.from_pretrained(load_model(base, device, dtype, attn), str(path))
+        if not merge:
+            return model.to(device)
+        merged = model.merge_and_unload()
+        for p in merged.parameters():  # peft froze the base weights; a merged model is a plain model
+            p.requires_grad_(True)
+        return merged.to(device)
     from transformers import AutoModelForCausalLM
 
     from .errors import DataError

@@ -29,11 +29,17 @@ LAST = "last"
 STATES_DIRNAME = "states"
 STATE_JSON = "state.json"
 MOMENTS_NAME = "optimizer_moments.pt"
+ADAPTER_BASE_JSON = "adapter_base.json"
 
 
-def state_names(export_steps: Iterable[int]) -> list[str]:
-    """Every model state, in training order: ``base`` then ``step-N`` per export step."""
-    return [BASE] + [f"step-{n}" for n in sorted(export_steps)]
+def state_names(export_steps: Iterable[int], method: str = "full") -> list[str]:
+    """Every model state, in training order: ``base`` then ``step-N`` per export step.
+
+    A LoRA warm-up (``method="lora"``, LESS) has adapter states only: the base model
+    has no adapter whose gradients could be taken (export step 0 is the fresh adapter).
+    """
+    steps = [f"step-{n}" for n in sorted(export_steps)]
+    return steps if method == "lora" else [BASE] + steps
 
 
 def resolve_state(name: str, names: Sequence[str], key: str) -> str:
@@ -93,17 +99,33 @@ def export_moments(model: torch.nn.Module, optimizer) -> dict[str, Any]:
     return {"step": step, "betas": betas, "eps": eps, "lr": lr, "weight_decay": wd, "moments": moments}
 
 
-def write_state(out_dir: str | os.PathLike, model, tokenizer, optimizer, info: Mapping[str, Any]) -> None:
-    """Write one model state into ``out_dir`` (an empty directory being built): the model,
-    its tokenizer, the optimizer's Adam moments and ``state.json`` (``info``)."""
+def write_state(out_dir: str | os.PathLike, model, tokenizer, optimizer, info: Mapping[str, Any],
+                base_dir: str | os.PathLike | None = None) -> None:
+    """Write one model state into ``out_dir`` (an empty directory being built): the model
+    (a full model, or a LoRA adapter with ``adapter_base.json`` naming ``base_dir``), its
+    tokenizer, the optimizer's Adam moments and ``state.json`` (``info``)."""
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
+    if hasattr(model, "peft_config"):
+        if base_dir is None:
+            raise ValueError("write_state: a LoRA state needs the base model directory")
+        atomic_write_text(out_dir / ADAPTER_BASE_JSON, json.dumps({"base_model_dir": str(Path(base_dir).resolve())}))
     tokenizer.save_pretrained(out_dir)
     torch.save(export_moments(model, optimizer), out_dir / MOMENTS_NAME)
     atomic_write_text(out_dir / STATE_JSON, json.dumps(dict(info), indent=2))
 
 
 # ----------------------------------------------------------------------------- reading
+
+
+def adapter_base_dir(adapter_dir: str | os.PathLike) -> Path | None:
+    """The base model directory a LoRA adapter (a state or a retrained model) sits on
+    (``adapter_base.json``), or ``None``."""
+    p = Path(adapter_dir) / ADAPTER_BASE_JSON
+    if not p.exists():
+        return None
+    base = json.loads(p.read_text(encoding="utf-8")).get("base_model_dir")
+    return Path(base) if base else None
 
 
 def load_moments(path: str | os.PathLike) -> dict[str, Any]:
