@@ -231,3 +231,22 @@ def test_sigkill_during_training_then_rerun_equals_uninterrupted(tmp_path, tiny_
     for sub in ("", "states/step-6", "states/step-12"):
         a, b = load_file(tmp_path / "ref" / sub / "model.safetensors"), load_file(out / sub / "model.safetensors")
         assert all(torch.equal(a[k], b[k]) for k in a), f"resumed run differs at {sub or 'the end'}"
+
+
+@pytest.mark.parametrize("section, value, key", [
+    ("validation", {"start_state": "step-9"}, "validation.start_state"),
+    ("budget", {"states": ["step-25", "step-7"]}, "budget.states"),
+])
+def test_unknown_model_state_is_a_config_error(section, value, key):
+    """A state name that no warm-up export makes stops at start-up (and in `swift-study check`)."""
+    cfg = {"suite": {"tasks": ["add", "sort"]}, "studies": [{"name": "c", "strategy": "cot", "in_task": ["add"]}],
+           "warmup": {"export_steps": [25]}, section: value}
+    with pytest.raises(ConfigError, match=key):
+        validate_config(cfg)
+    cfg["warmup"]["method"] = "lora"  # LoRA warm-ups have no base state
+    cfg["swift"] = {"gradients": {"subset": "lora"}}
+    cfg["budget"] = {"gradients": {"subset": "lora"}, "precondition": "none"}
+    cfg[section] = {**cfg.get(section, {}), **({"start_state": "base"} if section == "validation"
+                                               else {"states": ["base"]})}
+    with pytest.raises(ConfigError, match=f"{key}: 'base' is not a model state"):
+        validate_config(cfg)

@@ -38,11 +38,9 @@ SHARDS = SWIFT["shards"]
 FEATURES = f"{R}/swift/features/{{state}}/shard-{{shard}}-of-{SHARDS}"
 VAL = config["validation"]
 SEEDS = VAL["seeds"]
-try:
-    VAL["start_state"] = resolve_state(VAL["start_state"], STATES, "validation.start_state")
-    BUDGET_STATES = list(dict.fromkeys(resolve_state(s, STATES, "budget.states") for s in config["budget"]["states"]))
-except SwiftStudyError as _exc:
-    raise WorkflowError(str(_exc)) from None
+# model-state names were checked with the config; here "last" is resolved
+VAL["start_state"] = resolve_state(VAL["start_state"], STATES, "validation.start_state")
+BUDGET_STATES = list(dict.fromkeys(resolve_state(s, STATES, "budget.states") for s in config["budget"]["states"]))
 # Validation models: B (plain QA), B+<study> (plus strategy data), ctrl+<study> (plus as much extra QA).
 VAL_MODELS = ["B"] + [f"B+{s}" for s in STUDIES] + [f"ctrl+{s}" for s in STUDIES]
 # The data-budget study: its model states ("last" resolved), runs and targets.

@@ -76,6 +76,12 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     from .budget import check_budget_config
 
     check_budget_config(out)
+    from .states import resolve_state, state_names
+
+    names = state_names(out["warmup"]["export_steps"], out["warmup"]["method"])
+    resolve_state(out["validation"]["start_state"], names, "validation.start_state")
+    for s in out["budget"]["states"]:
+        resolve_state(s, names, "budget.states")
     if out["warmup"]["method"] == "lora" and out["swift"]["gradients"]["subset"] != "lora":
         raise ConfigError("config key swift.gradients.subset: LoRA model states (warmup.method: lora) take "
                           "gradients over the LoRA weights, as LESS does; set it to lora")
