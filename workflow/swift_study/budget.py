@@ -197,7 +197,8 @@ def ltd_claim(runs: Sequence[BudgetRun], samples: Mapping[str, Sequence[pd.DataF
             if run.target != target or run.fraction is None or run.fraction > max_fraction:
                 continue
             d = delta(scores(run.name), scores(task_run), n_boot=n_boot, seed=seed, confidence=confidence)
-            verdict = "beats" if d.lo > 0 else ("worse" if d.hi < 0 else "matches")
+            tol = 1e-9  # bootstrap quantiles of 0/1 differences land on 0 up to rounding (e.g. -1e-17)
+            verdict = "beats" if d.lo > tol else ("worse" if d.hi < -tol else "matches")
             rows.append({"target": target, "selector": run.selector, "budget": run.label,
                          "delta_vs_task": d.delta, "lo": d.lo, "hi": d.hi, "verdict": verdict})
     return pd.DataFrame(rows)

@@ -538,21 +538,27 @@ def plot_lds(points: pd.DataFrame, scores: pd.DataFrame, out_png: str | Path | N
         fig = Figure(figsize=(3.3 * ncol, 3.0 * nrow))
         axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
         markers = ["o", "s", "^", "D"]
+        configs = list(dict.fromkeys(points["config"]))
         for ax, task in zip(axes, tasks):
-            for k, (config, g) in enumerate(points[points["task"] == task].groupby("config", sort=False)):
+            rhos = []
+            for k, config in enumerate(configs):
+                g = points[(points["task"] == task) & (points["config"] == config)]
                 rho = scores.loc[(scores["config"] == config) & (scores["task"] == task), "lds"]
+                rhos.append(_fmt(_f(rho.iloc[0]) if len(rho) else float("nan")))
                 p = g["predicted"].astype(float)
                 span = float(p.max() - p.min()) or 1.0
                 ax.scatter((p - p.min()) / span, g["em"], marker=markers[k % 4], s=22, alpha=0.8,
-                           label=_safe(f"{config}: rho {_fmt(_f(rho.iloc[0]) if len(rho) else float('nan'))}"))
-            ax.set_title(_safe(f"task {task}"), fontsize=9)
+                           color=f"C{k}", label=_safe(config))
+            ax.set_title(_safe(f"{task}: rho " + " / ".join(rhos)), fontsize=9)
             ax.set_xlabel(_safe("predicted (rescaled to [0, 1])"), fontsize=8)
             ax.set_ylabel(_safe("measured exact match"), fontsize=8)
-            ax.legend(fontsize=6.5, loc="best")
         for ax in axes[len(tasks):]:
             ax.set_axis_off()
-        fig.suptitle(_safe("Strategy-level LDS: swift prediction vs retraining, per eval task"), fontsize=10)
-        fig.tight_layout()
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=len(configs), fontsize=8, frameon=False)
+        fig.suptitle(_safe("Strategy-level LDS: swift prediction vs retraining, per eval task "
+                           "(rho per configuration, in legend order)"), fontsize=10)
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
         _save_both(fig, out_png, out_pdf)
         return fig
 
