@@ -35,6 +35,10 @@ def test_slurm_profile_names_real_rules_and_gives_every_model_rule_a_gpu():
             script = re.search(r'script:\s*"\.\./scripts/(\w+)\.py"', chunk)
             scripts[chunk.split(":", 1)[0]] = script.group(1) if script else None
     assert set(prof["set-resources"]) <= set(scripts), set(prof["set-resources"]) - set(scripts)
+    for smk in (ROOT / "workflow/rules").glob("*.smk"):  # every job declares its memory
+        for chunk in re.split(r"^rule ", smk.read_text(encoding="utf-8"), flags=re.M)[1:]:
+            if "script:" in chunk:
+                assert re.search(r"resources:\s*\n\s*mem_mb=", chunk), chunk.split(":", 1)[0]
     loads_model = {rule for rule, script in scripts.items() if script and re.search(
         r"load_model|import.*\btrain\b|evaluate_trained|build_tiny_llama|evaluate\(",
         (ROOT / f"workflow/scripts/{script}.py").read_text(encoding="utf-8"))}

@@ -180,6 +180,8 @@ rule budget_table:
     benchmark:
         f"{R}/benchmarks/budget/table.tsv"
     threads: 1
+    resources:
+        mem_mb=2000,
     conda:
         "../../envs/swift.yaml"
     script:

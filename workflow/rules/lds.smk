@@ -21,6 +21,8 @@ rule lds_data:
     benchmark:
         f"{R}/benchmarks/lds/data.tsv"
     threads: 1
+    resources:
+        mem_mb=1000,
     conda:
         "../../envs/swift.yaml"
     script:
@@ -88,6 +90,8 @@ rule lds_table:
     benchmark:
         f"{R}/benchmarks/lds/table.tsv"
     threads: 1
+    resources:
+        mem_mb=2000,
     conda:
         "../../envs/swift.yaml"
     script:

@@ -30,6 +30,8 @@ rule report:
     benchmark:
         f"{R}/benchmarks/report.tsv"
     threads: 1
+    resources:
+        mem_mb=1000,
     conda:
         "../../envs/swift.yaml"
     script:

@@ -85,6 +85,8 @@ rule swift_summary:
     benchmark:
         f"{R}/benchmarks/swift_summary.tsv"
     threads: 1
+    resources:
+        mem_mb=1000,
     conda:
         "../../envs/swift.yaml"
     script:
@@ -105,6 +107,8 @@ rule swift_figure:
     benchmark:
         f"{R}/benchmarks/swift_figure/{{study}}.tsv"
     threads: 1
+    resources:
+        mem_mb=1000,
     conda:
         "../../envs/swift.yaml"
     script:

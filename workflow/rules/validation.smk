@@ -18,6 +18,8 @@ rule validation_data:
     benchmark:
         f"{R}/benchmarks/validation/validation_data/{{vmodel}}.tsv"
     threads: 1
+    resources:
+        mem_mb=1000,
     conda:
         "../../envs/swift.yaml"
     script:
@@ -73,6 +75,8 @@ rule lmeval_tasks:
     benchmark:
         f"{R}/benchmarks/lmeval_tasks.tsv"
     threads: 1
+    resources:
+        mem_mb=1000,
     conda:
         "../../envs/swift.yaml"
     script:
@@ -147,6 +151,8 @@ rule alignment:
     benchmark:
         f"{R}/benchmarks/alignment.tsv"
     threads: 1
+    resources:
+        mem_mb=2000,
     conda:
         "../../envs/swift.yaml"
     script:
