@@ -17,12 +17,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .atomic import atomic_write_text
 from .errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import torch
 
 BASE = "base"
 LAST = "last"
@@ -65,6 +66,8 @@ def state_producer(name: str, base_dir: str | os.PathLike, warmup_dir: str | os.
 
 def unwrap_optimizer(opt):
     """The torch optimizer inside accelerate's / transformers' wrappers."""
+    import torch  # here, not at import: the workflow reads state names at start-up without torch
+
     while hasattr(opt, "optimizer") and not isinstance(opt, torch.optim.Optimizer):
         opt = opt.optimizer
     return opt
@@ -73,6 +76,8 @@ def unwrap_optimizer(opt):
 def export_moments(model: torch.nn.Module, optimizer) -> dict[str, Any]:
     """The Adam moments of ``optimizer`` keyed by ``model``'s parameter names (tied
     parameters under their first name), with step, betas, eps, lr and weight decay."""
+    import torch
+
     opt = unwrap_optimizer(optimizer) if optimizer is not None else None
     names = {id(p): n for n, p in model.named_parameters()}
     moments: dict[str, dict[str, torch.Tensor]] = {}
@@ -104,6 +109,8 @@ def write_state(out_dir: str | os.PathLike, model, tokenizer, optimizer, info: M
     """Write one model state into ``out_dir`` (an empty directory being built): the model
     (a full model, or a LoRA adapter with ``adapter_base.json`` naming ``base_dir``), its
     tokenizer, the optimizer's Adam moments and ``state.json`` (``info``)."""
+    import torch
+
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
     if hasattr(model, "peft_config"):
@@ -135,6 +142,8 @@ def load_moments(path: str | os.PathLike) -> dict[str, Any]:
     "weight_decay": float, "moments": {param_name: {"exp_avg": tensor,
     "exp_avg_sq": tensor}}}``; ``moments`` is empty for the starting state (step 0).
     """
+    import torch
+
     path = Path(path)
     if path.is_dir():
         path = path / MOMENTS_NAME
