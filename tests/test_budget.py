@@ -13,7 +13,8 @@ from swift_study.config import validate_config
 from swift_study.errors import ConfigError, DataError
 from swift_study.pool import load_pool, target_examples
 from swift_study.records import Record
-from swift_study.selection import (SelectionContext, allocate, run_selector, state_inflow, state_task_scores)
+from swift_study.selection import (SelectionContext, allocate, inflow_scores, run_selector, state_products,
+                                   task_scores)
 from swift_study.suite import build_suite
 
 
@@ -135,21 +136,26 @@ def test_user_selector_by_module_function_and_its_answer_is_checked(monkeypatch)
         run_selector("gradient", ctx, 4)
 
 
-def test_scores_from_features_match_brute_force_and_weight_states_by_lr():
+def test_scores_from_features_match_brute_force_and_weight_states_by_lr(tmp_path):
     rng = np.random.default_rng(0)
     P, T = rng.normal(size=(12, 5)), rng.normal(size=(4, 5))
     ttask = ["add", "add", "sort", "sort"]
-    s = state_task_scores(P, T, ttask, ["add", "sort"], chunk=5)
+    np.save(tmp_path / "pool.npy", P.astype(np.float32))  # a store path streams block by block
+    prod = state_products(P, T, chunk=5)
+    s = task_scores(prod, ttask, ["add", "sort"])
     cos = (P / np.linalg.norm(P, axis=1, keepdims=True)) @ (T / np.linalg.norm(T, axis=1, keepdims=True)).T
     np.testing.assert_allclose(s, np.stack([cos[:, :2].mean(1), cos[:, 2:].mean(1)], axis=1))
-    inflow = state_inflow(P, T, "scalar_projection", chunk=5)
+    np.testing.assert_allclose(task_scores(state_products(tmp_path / "pool.npy", T, chunk=5), ttask, ["add", "sort"]),
+                               s, rtol=1e-6)
+    inflow = inflow_scores(prod, np.ones(4, dtype=bool), "scalar_projection")
     np.testing.assert_allclose(inflow, (P @ T.T / np.linalg.norm(T, axis=1)).mean(1))
     pool = [_rec(i, "add", "qa") for i in range(12)]
-    one = selection_context(pool, ["add"], 0, [(P, T, 1.0)], ttask)
-    two = selection_context(pool, ["add"], 0, [(P, T, 1.0), (P, T, 3.0)], ttask)
+    one = selection_context(pool, ["add"], 0, [state_products(P, T, 1.0)], ttask)
+    two = selection_context(pool, ["add"], 0, [state_products(P, T, 1.0), state_products(P, T, 3.0)], ttask)
     np.testing.assert_allclose(two.task_scores, 4 * one.task_scores)
     # the inflow of a target uses only its own tasks' target examples
-    np.testing.assert_allclose(one.inflow, state_inflow(P, T[:2], "scalar_projection"))
+    np.testing.assert_allclose(one.inflow, inflow_scores(state_products(P, T[:2]), np.ones(2, dtype=bool),
+                                                         "scalar_projection"))
 
 
 # ----------------------------------------------------------------------- runs, config

@@ -9,7 +9,7 @@ from swift_study.budget import budget_size, needs, selection_context
 from swift_study.gradients import open_features
 from swift_study.records import read_jsonl, write_jsonl
 from swift_study.runner import run
-from swift_study.selection import run_selector
+from swift_study.selection import run_selector, state_products
 from swift_study.states import ModelState
 
 
@@ -19,16 +19,15 @@ def main(smk, log):
     targets = read_jsonl(smk.input.targets)
     need = needs(b["selectors"])
     t0 = time.time()
-    states = [(open_features(pf), np.asarray(open_features(tf)), ModelState(d).learning_rate())
-              for pf, tf, d in zip(smk.input.pool_features, smk.input.target_features, p.state_dirs)]
+    states = []
+    if need & {"task_scores", "inflow"}:  # one pass over each state's pool features, for every target
+        states = [state_products(pf, open_features(tf), ModelState(d).learning_rate())
+                  for pf, tf, d in zip(smk.input.pool_features, smk.input.target_features, p.state_dirs)]
+        log.info("gradient products of %d state(s) in %.1f s", len(states), time.time() - t0)
     emb = np.load(smk.input.embeddings) if "embeddings" in need else None
     by_target = {t["name"]: t["tasks"] for t in b["targets"]}
-    contexts = {}
-    for name, tasks in by_target.items():
-        t1 = time.time()
-        contexts[name] = selection_context(pool, tasks, p.seed, states if need & {"task_scores", "inflow"} else (),
-                                           [r.task for r in targets], p.estimator, emb)
-        log.info("target %s: scores from %d state(s) in %.1f s", name, len(states), time.time() - t1)
+    contexts = {name: selection_context(pool, tasks, p.seed, states, [r.task for r in targets], p.estimator, emb)
+                for name, tasks in by_target.items()}
     rows = []
     for r, out in zip(p.runs, smk.output.selections):
         ctx = contexts[r.target]

@@ -1,16 +1,17 @@
 """Snakemake script: the training sets of the LDS retrainings (see swift_study.lds)."""
 from swift_study.atomic import atomic_write_text
-from swift_study.lds import lds_fractions, lds_training_set, strategy_data
+from swift_study.lds import lds_fractions, lds_training_set
 from swift_study.records import read_jsonl, write_jsonl
 from swift_study.runner import run
 from swift_study.study import Study
+from swift_study.trainsets import in_task_records
 
 
 def main(smk, log):
     p = smk.params
     studies = [Study.from_config(s) for s in p.studies]
     by_format = {fmt: read_jsonl(f) for fmt, f in zip(p.strategies, smk.input.strategies)}
-    d_s = {s.name: strategy_data(s, by_format[s.strategy]) for s in studies}
+    d_s = {s.name: in_task_records(by_format[s.strategy], s) for s in studies}  # D_S, as the validation study uses
     fractions = lds_fractions(p.n_models, studies, p.seed)
     sizes = {name: len(recs) for name, recs in d_s.items()}
     qa = read_jsonl(smk.input.qa)

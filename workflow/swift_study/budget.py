@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
-from .records import Record
 from .effects import bootstrap_mean, delta
-from .selection import FIXED_SIZE, NEEDS, SelectionContext, state_inflow, state_task_scores
+from .records import Record
+from .selection import (FIXED_SIZE, NEEDS, SELECTORS, SelectionContext, StateProducts, inflow_scores,
+                        resolve_selector, task_scores)
 
 ALL = "all"          # the whole-pool run, shared by every target
 TASK = "task"        # the all-task-data baseline selector
@@ -82,13 +83,8 @@ def check_budget_config(cfg: Mapping[str, Any]) -> None:
         if bad:
             raise ConfigError(f"config key budget.targets[{i}].tasks: {bad} not in suite.tasks {sorted(tasks)}")
     for sel in b["selectors"]:
-        if sel in b.get("user_selectors", {}):
-            continue
-        from .selection import SELECTORS
-
-        if sel not in SELECTORS:
-            raise ConfigError(f"config key budget.selectors: unknown selector {sel!r}; built-in: "
-                              f"{sorted(SELECTORS)} (add yours under budget.user_selectors)")
+        if sel not in b.get("user_selectors", {}):
+            resolve_selector(sel)  # built-in names only: user code is imported when it runs
     if cfg["warmup"]["method"] == "lora" and b["gradients"]["subset"] != "lora":
         raise ConfigError("config key budget.gradients.subset: LoRA model states (warmup.method: lora) "
                           "take gradients over the LoRA weights; set it to lora")
@@ -99,8 +95,6 @@ def check_budget_config(cfg: Mapping[str, Any]) -> None:
 
 def needs(selectors: Sequence[str]) -> set[str]:
     """Context fields the selectors need (user selectors get everything)."""
-    from .selection import SELECTORS
-
     out: set[str] = set()
     for s in selectors:
         out |= set(NEEDS.get(s, ())) if s in SELECTORS else {"task_scores", "inflow", "embeddings"}
@@ -108,20 +102,20 @@ def needs(selectors: Sequence[str]) -> set[str]:
 
 
 def selection_context(pool: Sequence[Record], targets: Sequence[str], seed: int,
-                      states: Sequence[tuple[np.ndarray, np.ndarray, float | None]] = (),
-                      target_task: Sequence[str] = (), estimator: str = "scalar_projection",
-                      embeddings: np.ndarray | None = None) -> SelectionContext:
-    """The context of one target: ``states`` holds ``(pool features, target features,
-    learning rate)`` per model state; scores are summed over states with TracIn-CP
-    weights (:func:`swift_study.influence.aggregate_weights`)."""
+                      states: Sequence[StateProducts] = (), target_task: Sequence[str] = (),
+                      estimator: str = "scalar_projection", embeddings: np.ndarray | None = None) -> SelectionContext:
+    """The context of one target: ``states`` holds each model state's
+    :class:`~swift_study.selection.StateProducts` (``target_task``: the task of each of
+    their target columns); scores are summed over states with TracIn-CP weights
+    (:func:`swift_study.influence.aggregate_weights`)."""
     from .influence import aggregate_weights
 
     ctx = SelectionContext(pool=pool, targets=tuple(targets), seed=int(seed), embeddings=embeddings)
     if states:
-        weights, kind = aggregate_weights([lr for _, _, lr in states])
+        weights, kind = aggregate_weights([st.lr for st in states])
         mask = np.isin(np.asarray(target_task), list(targets))
-        ctx.task_scores = sum(w * state_task_scores(p, t, target_task, targets) for w, (p, t, _) in zip(weights, states))
-        ctx.inflow = sum(w * state_inflow(p, np.asarray(t)[mask], estimator) for w, (p, t, _) in zip(weights, states))
+        ctx.task_scores = sum(w * task_scores(st, target_task, targets) for w, st in zip(weights, states))
+        ctx.inflow = sum(w * inflow_scores(st, mask, estimator) for w, st in zip(weights, states))
         ctx.info["weights"] = kind
     return ctx
 

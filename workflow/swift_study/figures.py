@@ -584,7 +584,7 @@ def plot_budget(table: pd.DataFrame, out_png: str | Path | None, out_pdf: str | 
                 ax = axes[i, j]
                 c = d[(d["target"] == target) & (d["cell"] == cell)]
                 if c.empty:
-                    _placeholder(fig, "")
+                    ax.set_axis_off()
                     continue
                 pct = 100 * c["fraction"].astype(float)
                 for sel, g in c[~c["selector"].isin(["task", "all", "start"])].groupby("selector", sort=False):
@@ -592,13 +592,12 @@ def plot_budget(table: pd.DataFrame, out_png: str | Path | None, out_pdf: str | 
                     x = 100 * g["fraction"].astype(float)
                     ax.errorbar(x, g["em"], yerr=[g["em"] - g["em_lo"], g["em_hi"] - g["em"]], marker="o",
                                 ms=4, capsize=2, lw=1.4, color=colours.get(sel), label=_safe(sel))
-                for sel, style in (("task", "tab:purple"),):
-                    t = c[c["selector"] == sel]
-                    if len(t):
-                        r = t.iloc[0]
-                        ax.axhspan(r["em_lo"], r["em_hi"], color=style, alpha=0.15, lw=0)
-                        ax.axhline(r["em"], color=style, ls="--", lw=1.2,
-                                   label=_safe(f"task (all {what.split()[0]}-task data, {int(r['n_examples'])} ex.)"))
+                t = c[c["selector"] == "task"]
+                if len(t):
+                    r = t.iloc[0]
+                    ax.axhspan(r["em_lo"], r["em_hi"], color="tab:purple", alpha=0.15, lw=0)
+                    ax.axhline(r["em"], color="tab:purple", ls="--", lw=1.2,
+                               label=_safe(f"task (all target-task data, {int(r['n_examples'])} ex.)"))
                 s = c[c["selector"] == "start"]
                 if len(s):
                     ax.axhline(float(s["em"].iloc[0]), color="black", ls=":", lw=1, label="start state")

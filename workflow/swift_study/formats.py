@@ -34,12 +34,12 @@ Users add a strategy by naming a function ``module:function`` in the config
 
 from __future__ import annotations
 
-import importlib
 import random
 from typing import Callable
 
 from .answers import answer_line, has_answer_line
 from .errors import ConfigError
+from .plugins import load_callable
 from .tasks import Query
 
 Renderer = Callable[[Query, random.Random], "tuple[str, str]"]
@@ -104,28 +104,13 @@ BUILTIN_FORMATS: dict[str, Renderer] = {
 }
 
 
-def load_renderer(spec: str, key: str) -> Renderer:
-    """Import a user strategy ``module:function``; ``key`` names the config key in errors."""
-    if ":" not in spec:
-        raise ConfigError(f"config key {key}: expected 'module:function', got {spec!r}")
-    mod_name, fn_name = spec.split(":", 1)
-    try:
-        mod = importlib.import_module(mod_name)
-    except ImportError as exc:
-        raise ConfigError(f"config key {key}: cannot import module {mod_name!r} ({exc})") from exc
-    fn = getattr(mod, fn_name, None)
-    if not callable(fn):
-        raise ConfigError(f"config key {key}: {mod_name!r} has no function {fn_name!r}")
-    return fn
-
-
 def format_registry(user_strategies: dict[str, str] | None = None) -> dict[str, Renderer]:
     """Built-in formats plus the user's strategies (``name -> 'module:function'``)."""
     reg = dict(BUILTIN_FORMATS)
     for name, spec in (user_strategies or {}).items():
         if name in BUILTIN_FORMATS:
             raise ConfigError(f"config key suite.strategies.{name}: name clashes with a built-in format")
-        reg[name] = load_renderer(spec, f"suite.strategies.{name}")
+        reg[name] = load_callable(spec, f"suite.strategies.{name}")
     return reg
 
 

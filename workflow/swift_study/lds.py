@@ -32,11 +32,6 @@ def lds_fractions(n_models: int, studies: Sequence[Study], seed: int) -> pd.Data
                          for j in range(int(n_models)) for i, s in enumerate(studies)])
 
 
-def strategy_data(study: Study, strategy_records: Sequence[Record]) -> list[Record]:
-    """D_S: the study's strategy-format training records of its in-task tasks."""
-    return [r for r in strategy_records if r.task in study.in_task]
-
-
 def lds_training_set(model: str, fractions: pd.DataFrame, qa: Sequence[Record],
                      d_s: Mapping[str, Sequence[Record]], seed: int) -> list[Record]:
     """D_B plus, for every study, ``round(f_jS |D_S|)`` of its D_S (a seeded sample)."""

@@ -31,13 +31,13 @@ eval examples: selection does not see the test set.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import ConfigError, DataError
+from .plugins import load_callable
 from .records import Record
 
 Selector = Callable[["SelectionContext", int], Sequence[int]]
@@ -218,17 +218,7 @@ def resolve_selector(name: str, user: Mapping[str, str] | None = None) -> Select
     """A selector by name: built-in, or ``budget.user_selectors[name]`` = ``module:function``."""
     user = dict(user or {})
     if name in user:
-        spec = user[name]
-        module, _, func = spec.partition(":")
-        if not module or not func:
-            raise ConfigError(f"config key budget.user_selectors.{name}: expected 'module:function', got {spec!r}")
-        try:
-            fn = getattr(importlib.import_module(module), func)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"config key budget.user_selectors.{name}: cannot import {spec!r} ({exc})") from exc
-        if not callable(fn):
-            raise ConfigError(f"config key budget.user_selectors.{name}: {spec!r} is not callable")
-        return fn
+        return load_callable(user[name], f"budget.user_selectors.{name}")
     if name not in SELECTORS:
         raise ConfigError(f"config key budget.selectors: unknown selector {name!r}; "
                           f"built-in: {sorted(SELECTORS)} (add yours under budget.user_selectors)")
@@ -253,37 +243,47 @@ def run_selector(name: str, ctx: SelectionContext, n: int, user: Mapping[str, st
 # ---------------------------------------------------------------- scores from features
 
 
-def state_task_scores(pool_feats: np.ndarray, target_feats: np.ndarray, target_task: Sequence[str],
-                      targets: Sequence[str], chunk: int = 4096) -> np.ndarray:
-    """``(N, len(targets))``: mean cosine of each pool example's features with the target
-    examples of each target task, at one model state."""
+@dataclass(frozen=True)
+class StateProducts:
+    """One model state's gradient inner products of every pool example with every target
+    example (``dots`` ``(N, T)``), the norms of both, and the state's learning rate: one
+    pass over the pool's features serves every target and both scores."""
+
+    dots: np.ndarray
+    pool_norms: np.ndarray
+    target_norms: np.ndarray
+    lr: float | None = None
+
+
+def state_products(pool_feats: np.ndarray | str, target_feats: np.ndarray, lr: float | None = None,
+                   chunk: int | None = None) -> StateProducts:
+    """:class:`StateProducts` of one state, streaming the pool's features (an array or a
+    store path) block by block (:func:`swift_study.gradients.pairwise_inner`)."""
+    from .gradients import pairwise_inner
+
     tf = np.asarray(target_feats, dtype=np.float64)
-    tf = tf / np.maximum(np.linalg.norm(tf, axis=1, keepdims=True), 1e-30)
+    dots, pool_norms = pairwise_inner(tf, pool_feats, chunk)
+    return StateProducts(dots.T, pool_norms, np.linalg.norm(tf, axis=1), lr)
+
+
+def task_scores(prod: StateProducts, target_task: Sequence[str], targets: Sequence[str]) -> np.ndarray:
+    """``(N, len(targets))``: mean cosine of each pool example with the target examples
+    of each target task."""
+    from .influence import normalize
+
     ttask = np.asarray(target_task)
+    cos = normalize(prod.dots, prod.pool_norms, prod.target_norms, "cosine")
     cols = []
     for t in targets:
         if not np.any(ttask == t):
             raise DataError(f"selection: no target examples of task {t!r}")
-        cols.append(tf[ttask == t].mean(axis=0))
-    means = np.stack(cols, axis=1)  # (d, T): mean of unit vectors per task
-    out = np.empty((pool_feats.shape[0], len(targets)))
-    for a in range(0, pool_feats.shape[0], chunk):
-        block = np.asarray(pool_feats[a:a + chunk], dtype=np.float64)
-        norms = np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-30)
-        out[a:a + chunk] = (block / norms) @ means
-    return out
+        cols.append(cos[:, ttask == t].mean(axis=1))
+    return np.stack(cols, axis=1)
 
 
-def state_inflow(pool_feats: np.ndarray, target_feats: np.ndarray, estimator: str, chunk: int = 4096) -> np.ndarray:
+def inflow_scores(prod: StateProducts, columns: np.ndarray, estimator: str) -> np.ndarray:
     """``(N,)``: each pool example's mean pair influence (:func:`swift_study.influence.normalize`
-    with ``estimator``) over all target examples, at one model state."""
+    with ``estimator``) over the target examples selected by the boolean ``columns``."""
     from .influence import normalize
 
-    tf = np.asarray(target_feats, dtype=np.float64)
-    tn = np.linalg.norm(tf, axis=1)
-    out = np.empty(pool_feats.shape[0])
-    for a in range(0, pool_feats.shape[0], chunk):
-        block = np.asarray(pool_feats[a:a + chunk], dtype=np.float64)
-        inf = normalize(block @ tf.T, np.linalg.norm(block, axis=1), tn, estimator)
-        out[a:a + chunk] = inf.mean(axis=1)
-    return out
+    return normalize(prod.dots[:, columns], prod.pool_norms, prod.target_norms[columns], estimator).mean(axis=1)

@@ -13,13 +13,15 @@ the size of the extra pool so the two arms add the same number of examples.
 from __future__ import annotations
 
 import random
+from typing import Sequence
 
 from .errors import DataError
 from .records import Record
 from .study import Study
 
 
-def _in_task(records: list[Record], study: Study) -> list[Record]:
+def in_task_records(records: Sequence[Record], study: Study) -> list[Record]:
+    """The records of the study's in-task tasks (D_S from a strategy file, or the extra QA)."""
     return [r for r in records if r.task in study.in_task]
 
 
@@ -30,8 +32,8 @@ def validation_training_set(kind: str, study: Study | None, qa: list[Record], ex
         return list(qa)
     if study is None:
         raise ValueError(f"kind {kind!r} needs a study")
-    d_s = _in_task(strategy, study)
-    extra = _in_task(extra_qa, study)
+    d_s = in_task_records(strategy, study)
+    extra = in_task_records(extra_qa, study)
     n = min(len(d_s), len(extra))
     if n == 0:
         raise DataError(f"study {study.name!r}: no {'extra plain-QA' if not extra else study.strategy} "
