@@ -10,12 +10,15 @@ export TRANSFORMERS_OFFLINE=1
 
 .PHONY: run test bench setup dry-run report clean check docs
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	# CPU wheel of torch first (an unpinned torch would pull gigabytes of CUDA packages)
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e ".[test]"
+	# EK-FAC through kronfluence: without its declared torchvision (unused, and no
+	# wheel here matches torch 2.13); its real dependencies are in pyproject.toml
+	$(PY) -m pip install --no-deps kronfluence==1.0.1
 	touch $@
 
 setup: $(VENV)/.installed

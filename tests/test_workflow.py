@@ -41,8 +41,11 @@ def test_every_output_with_sane_contents(tiny_run):
                  "alignment/league.csv", "alignment/league.md", "figures/league.png"]:
         assert (r / path).stat().st_size > 0, path
     league = pd.read_csv(r / "alignment/league.csv")
-    # 3 estimators x (none: base, step-3, aggregate; adam: step-3, aggregate) x 2 pairings
-    assert len(league) == 3 * 5 * 2 and league["default"].sum() == 2
+    # 3 estimators x (none: base, step-3, aggregate; adam: step-3, aggregate;
+    # ekfac: base, step-3, aggregate) x 2 pairings
+    assert len(league) == 3 * 8 * 2 and league["default"].sum() == 2
+    assert set(league["precondition"]) == {"none", "adam", "ekfac"}
+    assert json.loads((r / "swift/ekfac/step-3/args.json").read_text())["empirical_fisher"] is True
     summary = pd.read_csv(r / "swift/summary.csv")
     assert set(summary["context"]) == {"in", "cross"} | {f"task:{t}" for t in ("add", "sub", "compare", "reverse")}
     assert set(summary["state"]) == {"base", "step-3", "aggregate"}
@@ -155,7 +158,7 @@ def test_lora_model_states_through_the_swift_study(tmp_path):
                     "swift: {precondition: adam, gradients: {subset: lora}}\n"
                     "budget: {gradients: {subset: lora}}\n", encoding="utf-8")
     _snakemake(tmp_path, "swift", "results-tiny/eval/B_seed-0/samples.jsonl",
-               "--configfile", str(REPO / "config" / "tiny.yaml"), str(lora), "--quiet", "rules")
+               "results-tiny/swift/ekfac/step-3/args.json", "--configfile", str(REPO / "config" / "tiny.yaml"), str(lora), "--quiet", "rules")
     r = tmp_path / "results-tiny"
     assert (r / "model/warmup/states/step-3/adapter_config.json").exists()
     summary = pd.read_csv(r / "swift/summary.csv")
@@ -164,6 +167,12 @@ def test_lora_model_states_through_the_swift_study(tmp_path):
     meta = json.loads((r / "swift/features/step-3/shard-0-of-2/eval.json").read_text())
     assert meta["args"]["subset"] == "lora" and all("lora_" in n for n in meta["names"])
     assert (r / "eval/B_seed-0/samples.jsonl").stat().st_size > 0
+    # EK-FAC of an adapter state: the curvature of the LoRA matrices
+    from swift_study.influence import load_state_npz
+
+    second = load_state_npz(r / "swift/ekfac/step-3/cot.npz")
+    assert second.dots.shape == (8, 32) and (second.probe_norms > 0).all()
+    assert "lora_A" in (r / "logs/ekfac_scores/step-3.log").read_text(encoding="utf-8")
 
 
 def test_bad_config_key_stops_with_its_name(tmp_path):

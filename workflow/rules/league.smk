@@ -1,9 +1,48 @@
 # The league table: every swift configuration of a grid scored against the same
 # validation effects (the validation study is paid once; re-scoring is cheap).
 
+LEAGUE = config["league"]
+
+
+rule ekfac_scores:
+    """Second-order rows of the league: EK-FAC curvature of one model state fitted on
+    D_B's plain QA (kronfluence), and its preconditioned probe x eval products."""
+    input:
+        state=state_input,
+        tokenizer=tokenizer_dir(),
+        fit=f"{R}/data/train/qa.jsonl",
+        eval=f"{R}/data/eval/qa.jsonl",
+        target=lambda w: [] if SWIFT["eval_target"] == "answer"
+        else [f"{R}/data/eval/{SWIFT['eval_target'].split(':', 1)[1]}.jsonl"],
+        probes=expand(f"{R}/data/studies/{{study}}/probes.jsonl", study=STUDIES),
+    output:
+        scores=expand(f"{R}/swift/ekfac/{{state}}/{{study}}.npz", study=STUDIES, allow_missing=True),
+        args=f"{R}/swift/ekfac/{{state}}/args.json",
+    params:
+        state_dir=lambda w: state_dir(w.state),
+        work_dir=lambda w: f"{R}/work/ekfac/{w.state}",
+        damping=LEAGUE["ekfac_damping"],
+        empirical_fisher=LEAGUE["ekfac_empirical_fisher"],
+        eval_target=SWIFT["eval_target"],
+        max_length=config["model"]["max_length"],
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        f"{R}/logs/ekfac_scores/{{state}}.log",
+    benchmark:
+        f"{R}/benchmarks/swift/ekfac_scores/{{state}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        "../../envs/swift.yaml"
+    script:
+        "../scripts/ekfac_scores.py"
+
 
 rule league:
-    """Estimator x preconditioning x model state, both pairings, ranked (results/alignment/)."""
+    """Estimator x preconditioning (none, adam, ekfac) x model state, both pairings,
+    ranked (results/alignment/)."""
     input:
         states=list(dict.fromkeys(state_requirement(s) for s in STATES)),
         tokenizer=tokenizer_dir(),
@@ -12,6 +51,8 @@ rule league:
         probe_records=expand(f"{R}/data/studies/{{study}}/probes.jsonl", study=STUDIES),
         eval_records=f"{R}/data/eval/qa.jsonl",
         validation=f"{R}/validation/validation.csv",
+        ekfac=expand(f"{R}/swift/ekfac/{{state}}/{{study}}.npz", state=STATES, study=STUDIES)
+        if LEAGUE["ekfac"] else [],
     output:
         csv=f"{R}/alignment/league.csv",
         md=f"{R}/alignment/league.md",

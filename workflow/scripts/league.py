@@ -3,7 +3,9 @@ import pandas as pd
 
 from swift_study.atomic import atomic_write_text
 from swift_study.figures import plot_league
+from swift_study.ekfac import EKFAC
 from swift_study.gradients import check_compatible, concat_features, featurize
+from swift_study.influence import load_state_npz
 from swift_study.league import league_markdown, league_table, score_grid
 from swift_study.modeling import load_model
 from swift_study.records import read_jsonl
@@ -24,7 +26,7 @@ def main(smk, log):
     probe_stores = per_state(smk.input.probes, len(studies) * n_states)  # study by study, then state
     args = gradient_args(p.gradients, p.seed, p.device, p.max_length)
     tok = load_tokenizer(smk.input.tokenizer)
-    grid_states = {"none": {s.name: [] for s in studies}, "adam": {s.name: [] for s in studies}}
+    grid_states = {pre: {s.name: [] for s in studies} for pre in ("none", "adam", EKFAC)}
     for i, (state, sdir) in enumerate(zip(p.states, p.state_dirs)):
         ef = eval_stores[i]
         ms = ModelState(sdir)
@@ -46,7 +48,11 @@ def main(smk, log):
                     feats = featurize(model, tok, pairs, args, progress=False,
                                       adam=adam if pre == "adam" else None)
                 grid_states[pre][study.name].append(state_scores(state, lr, feats, ef, probes[study.name], evals))
-        log.info("state %s scored (adam: %s)", state, adam is not None)
+        if smk.input.ekfac:  # second order: one file per state and study (state by state)
+            for j, study in enumerate(studies):
+                path = smk.input.ekfac[i * len(studies) + j]
+                grid_states[EKFAC][study.name].append(load_state_npz(path, state=state, lr=lr))
+        log.info("state %s scored (adam: %s, ekfac: %s)", state, adam is not None, bool(smk.input.ekfac))
     grid_states = {pre: by for pre, by in grid_states.items() if all(by.values())}
     grid = score_grid(grid_states, studies, n_boot=p.n_boot, seed=p.seed)
     validation = pd.read_csv(smk.input.validation)
@@ -58,7 +64,8 @@ def main(smk, log):
     best, default = league.iloc[0], league[league["default"]]
     md = ["# League table: which swift configuration predicts the retraining", "",
           f"{len(league)} rows = {league[['estimator', 'precondition', 'state']].drop_duplicates().shape[0]} "
-          f"configurations (estimator x preconditioning x model state) x {league['pairing'].nunique()} "
+          f"configurations (estimator x preconditioning x model state; preconditioning ekfac: EK-FAC "
+          f"curvature through kronfluence, exact gradients of the linear layers) x {league['pairing'].nunique()} "
           "pairings, scored against the same validation effects; cells = studies x (in, cross, each eval "
           "task). Ranked: positive Spearman first, then by two-sided permutation p, then agreement.", "",
           f"Best: {best['estimator']} / {best['precondition']} / {best['state']} / {best['pairing']}: "

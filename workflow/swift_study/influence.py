@@ -163,6 +163,19 @@ class StateScores:
             self.lr = float(self.lr)
 
 
+def save_state_npz(path: str | Path, st: StateScores) -> None:
+    """Write ``st`` in the format :func:`load_state_npz` reads (atomically)."""
+    from .atomic import atomic_write_bytes
+
+    arrays = dict(dots=st.dots, probe_norms=st.probe_norms, eval_norms=st.eval_norms,
+                  probe_format=st.probe_format, probe_task=st.probe_task, probe_query=st.probe_query,
+                  eval_task=st.eval_task, state=np.array(st.state),
+                  lr=np.array(np.nan if st.lr is None else st.lr))
+    if st.eval_id is not None:
+        arrays["eval_id"] = st.eval_id
+    atomic_write_bytes(Path(path), lambda fh: np.savez(fh, **arrays))
+
+
 def load_state_npz(path: str | Path, state: str | None = None, lr: float | None = None) -> StateScores:
     """Read a :class:`StateScores` from an ``.npz`` file.
 

@@ -1,0 +1,41 @@
+"""Snakemake script: EK-FAC (kronfluence) products of every study's probes with the
+eval examples at one model state (one fit, one file per study), for the league's
+``ekfac`` rows."""
+from swift_study.ekfac import EKFACArgs, ekfac_products, save_args
+from swift_study.influence import StateScores, save_state_npz
+from swift_study.modeling import load_model
+from swift_study.records import read_jsonl
+from swift_study.runner import run
+from swift_study.swift import eval_pairs
+from swift_study.tokenizer import load_tokenizer
+
+
+def main(smk, log):
+    p = smk.params
+    args = EKFACArgs(damping=p.damping, empirical_fisher=p.empirical_fisher, max_length=p.max_length,
+                     seed=p.seed, device=p.device)
+    tok = load_tokenizer(smk.input.tokenizer)
+    model = load_model(p.state_dir)
+    fit = [(r.prompt, r.response) for r in read_jsonl(smk.input.fit)]
+    evals = read_jsonl(smk.input.eval)
+    targets = read_jsonl(smk.input.target[0]) if smk.input.target else []
+    by_study = [read_jsonl(f) for f in smk.input.probes]
+    probes = [r for rows in by_study for r in rows]
+    dots, probe_norms, eval_norms = ekfac_products(
+        model, tok, fit, [(r.prompt, r.response) for r in probes], eval_pairs(evals, p.eval_target, targets),
+        args, p.work_dir)
+    log.info("state %s: EK-FAC fitted on %d examples; %d probes x %d eval examples",
+             smk.wildcards.state, len(fit), *dots.shape)
+    start = 0
+    for rows, out in zip(by_study, smk.output.scores):  # one file per study: studies share QA probes
+        rows_at = slice(start, start + len(rows))
+        start += len(rows)
+        save_state_npz(out, StateScores(
+            state=smk.wildcards.state, dots=dots[rows_at], probe_norms=probe_norms[rows_at],
+            eval_norms=eval_norms, probe_format=[r.format for r in rows], probe_task=[r.task for r in rows],
+            probe_query=[r.query_id for r in rows], eval_task=[r.task for r in evals],
+            eval_id=[r.id for r in evals]))
+    save_args(smk.output.args, args)
+
+
+run(snakemake, main)  # noqa: F821
