@@ -92,7 +92,7 @@ def feature_paths(name):
 def swift_benchmark_files():
     """The benchmark files of this configuration's swift jobs (the cost table's swift side;
     files of other configurations left in the folder do not count)."""
-    return [f"{R}/benchmarks/swift/state_features/{s}.shard-{i}.tsv" for s in STATES for i in range(SHARDS)] \
+    return [f"{R}/benchmarks/swift/state_features/shard-{i}.tsv" for i in range(SHARDS)] \
         + [f"{R}/benchmarks/swift/score_study.tsv"]
 
 

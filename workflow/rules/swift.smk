@@ -1,25 +1,30 @@
 # The swift study: per-example gradients at every model state, inflows, RelInf.
-# One job per model state and shard (swift.shards) computes the gradient features of
-# its share of the eval set and of every study's probes; scoring a study reads all
-# shards of all states.
+# One job per shard (swift.shards) computes, at every model state, the gradient
+# features of its share of the eval set and of every study's probes; scoring a study
+# reads all shards of all states.
 
 rule state_features:
-    """Gradient features of one model state's shard: its share of the eval examples and
-    of every study's probes (one job per state and shard: one model load, one import)."""
+    """Gradient features of one shard at every model state: its share of the eval
+    examples and of every study's probes (one job per shard: one library import for
+    all states and studies; `swift.shards: N` fans the states' work out over N jobs)."""
     input:
-        state=state_input,
+        states=list(dict.fromkeys(state_requirement(s) for s in STATES)),
         tokenizer=tokenizer_dir(),
         eval=f"{R}/data/eval/qa.jsonl",
-        target=lambda w: [] if SWIFT["eval_target"] == "answer"
+        target=[] if SWIFT["eval_target"] == "answer"
         else [f"{R}/data/eval/{SWIFT['eval_target'].split(':', 1)[1]}.jsonl"],
         probes=expand(f"{R}/data/studies/{{study}}/probes.jsonl", study=STUDIES),
     output:
-        eval=f"{FEATURES}/eval.npy",
-        eval_meta=f"{FEATURES}/eval.json",
-        probes=expand(f"{FEATURES}/probes_{{study}}.npy", study=STUDIES, allow_missing=True),
-        probes_meta=expand(f"{FEATURES}/probes_{{study}}.json", study=STUDIES, allow_missing=True),
+        # state by state: eval, then each study's probes
+        features=[f for state in STATES for f in
+                  [FEATURES.format(state=state, shard="{shard}") + "/eval.npy"]
+                  + [FEATURES.format(state=state, shard="{shard}") + f"/probes_{study}.npy" for study in STUDIES]],
+        meta=[f for state in STATES for f in
+              [FEATURES.format(state=state, shard="{shard}") + "/eval.json"]
+              + [FEATURES.format(state=state, shard="{shard}") + f"/probes_{study}.json" for study in STUDIES]],
     params:
-        state_dir=lambda w: state_dir(w.state),
+        states=STATES,
+        state_dirs=[state_dir(s) for s in STATES],
         shard=lambda w: int(w.shard),
         n_shards=SHARDS,
         studies=STUDIES,
@@ -30,9 +35,9 @@ rule state_features:
         seed=config["seed"],
         device=config["device"],
     log:
-        f"{R}/logs/state_features/{{state}}.shard-{{shard}}.log",
+        f"{R}/logs/state_features/shard-{{shard}}.log",
     benchmark:
-        f"{R}/benchmarks/swift/state_features/{{state}}.shard-{{shard}}.tsv"
+        f"{R}/benchmarks/swift/state_features/shard-{{shard}}.tsv"
     threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
     resources:
         mem_mb=4000,

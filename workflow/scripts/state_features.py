@@ -1,6 +1,8 @@
-"""Snakemake script: projected gradients at one model state, of its shard of the eval
-examples and of every study's probes (strategy + matched QA), in one job (one model
-load, one import)."""
+"""Snakemake script: projected gradients of one shard at every model state: its share of
+the eval examples and of every study's probes (strategy + matched QA), in one job (one
+library import for all states)."""
+import gc
+
 from swift_study.gradients import featurize, shard_bounds
 from swift_study.modeling import load_model
 from swift_study.records import read_jsonl
@@ -14,22 +16,28 @@ def main(smk, log):
     p = smk.params
     args = gradient_args(p.gradients, p.seed, p.device, p.max_length)
     tok = load_tokenizer(smk.input.tokenizer)
-    model = load_model(p.state_dir)
     evals = read_jsonl(smk.input.eval)
     targets = read_jsonl(smk.input.target[0]) if smk.input.target else []
-    where = f"state {smk.wildcards.state}, shard {p.shard + 1}/{p.n_shards}"
+    probe_sets = [[(r.prompt, r.response) for r in read_jsonl(f)] for f in smk.input.probes]
+    per_state = 1 + len(p.studies)  # outputs, state by state: eval, then each study's probes
 
     def shard(pairs):
         lo, hi = shard_bounds(len(pairs), args, p.shard, p.n_shards)
         return pairs[lo:hi]
 
-    feats = featurize(model, tok, shard(eval_pairs(evals, p.eval_target, targets)), args, out=smk.output.eval)
-    log.info("%s: %d eval examples -> %s features", where, *feats.shape)
-    adam = ModelState(p.state_dir).adam() if p.precondition == "adam" else None
-    for study, probe_file, out in zip(p.studies, smk.input.probes, smk.output.probes):
-        probes = shard([(r.prompt, r.response) for r in read_jsonl(probe_file)])
-        feats = featurize(model, tok, probes, args, adam=adam, out=out)
-        log.info("%s, study %s: %d probes -> %s features", where, study, *feats.shape)
+    eval_shard = shard(eval_pairs(evals, p.eval_target, targets))
+    for i, (state, sdir) in enumerate(zip(p.states, p.state_dirs)):
+        outs = smk.output.features[i * per_state:(i + 1) * per_state]
+        where = f"state {state}, shard {p.shard + 1}/{p.n_shards}"
+        model = load_model(sdir)
+        feats = featurize(model, tok, eval_shard, args, out=outs[0])
+        log.info("%s: %d eval examples -> %s features", where, *feats.shape)
+        adam = ModelState(sdir).adam() if p.precondition == "adam" else None
+        for study, probes, out in zip(p.studies, probe_sets, outs[1:]):
+            feats = featurize(model, tok, shard(probes), args, adam=adam, out=out)
+            log.info("%s, study %s: %d probes -> %s features", where, study, *feats.shape)
+        del model, feats, adam
+        gc.collect()
 
 
 run(snakemake, main)  # noqa: F821
