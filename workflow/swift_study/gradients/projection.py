@@ -203,7 +203,7 @@ class SketchProjector(Projector):
         self.shapes = {n: tuple(int(s) for s in shapes[n]) for n in self.names}
         self.dims2d = {n: _as_2d(self.shapes[n]) for n in self.names}
         self.dim, self.seed = int(dim), int(seed)
-        self._cache: dict[tuple[str, str], list[torch.Tensor]] = {}
+        self._cache: dict[tuple[str, ...], list[torch.Tensor]] = {}
         self._sign_cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self._cached = 0
 
@@ -249,11 +249,23 @@ class SketchProjector(Projector):
             out.index_add_(1, idx, flat[:, start:start + n])
             start += n
 
+    def _signs(self, name: str, device) -> torch.Tensor:
+        """The ``(out * in,)`` signs ``s_out[o] * s_in[i]`` of parameter ``name``, flat
+        (one multiply per coordinate instead of two; +-1 products are exact, so the
+        features are bit for bit the same). Cached within the hash cache's budget."""
+        key = (name, "signs", str(torch.device(device)))
+        if key in self._cache:
+            return self._cache[key][0]
+        s_out, s_in = self.sign_factors(name, device)
+        signs = (s_out[:, None] * s_in[None, :]).reshape(-1)
+        if self._cached + signs.numel() <= self.CACHE_LIMIT:
+            self._cache[key] = [signs]
+            self._cached += signs.numel()
+        return signs
+
     def add_into(self, out, name, g):
-        o, i = self.dims2d[name]
-        s_out, s_in = self.sign_factors(name, g.device)
-        signed = g.reshape(g.shape[0], o, i).float() * s_out[:, None] * s_in[None, :]
-        self.add_signed_into(out, name, signed)
+        flat = g.reshape(g.shape[0], -1).float()
+        self.add_signed_into(out, name, flat * self._signs(name, g.device))
 
     def describe(self):
         return {"kind": "sketch", "dim": self.dim, "seed": self.seed, "signs": "row x column"}
