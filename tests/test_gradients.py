@@ -496,3 +496,20 @@ def test_scoring_refuses_features_made_differently(model, tok, tmp_path):
               progress=False)
     with pytest.raises(DataError, match=r"c.npy: features made with another projector .*--forcerun"):
         check_compatible([tmp_path / "a.npy", tmp_path / "c.npy"])
+
+
+@pytest.mark.parametrize("linear", [True, False])
+def test_mixed_projector_reuses_its_buffer_without_aliasing_results(linear):
+    """The mixed projector zeroes and reuses one work buffer per batch size; features it
+    returned earlier must not change when the next batch is projected (also without a
+    Kronecker block, where the buckets are the whole buffer)."""
+    shapes = {"emb": (40, 6)} | ({"lin": (12, 10)} if linear else {})
+    mp = MixedProjector(shapes, ["emb"], k=4, dim=32, seed=1)
+    gen = torch.Generator().manual_seed(0)
+    g1 = {n: torch.randn(3, *s, generator=gen) for n, s in shapes.items()}
+    g2 = {n: torch.randn(3, *s, generator=gen) for n, s in shapes.items()}
+    f1 = mp.project(g1)
+    kept = f1.clone()
+    f2 = mp.project(g2)
+    assert torch.equal(f1, kept) and not torch.equal(f1, f2)
+    assert torch.equal(mp.project(g1), kept)  # a reused buffer starts from zero

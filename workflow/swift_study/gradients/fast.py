@@ -145,7 +145,7 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
     ids = batch.input_ids.to(device)
     labels = batch.labels.to(device)
     bsz = ids.shape[0]
-    feats = torch.zeros(bsz, projector.work_dim, dtype=torch.float32, device=device)
+    feats = projector.new_work(bsz, device)
     root = torch.zeros((), dtype=torch.float32, device=device, requires_grad=True)
     head = _output_head(model)
     gather = _ResponseGather(labels) if (response_logits_only and head is not None) else None

@@ -73,7 +73,7 @@ class Projector:
         if missing:
             raise ValueError(f"gradient dict lacks parameters {missing[:3]}")
         first = grads[self.names[0]]
-        out = torch.zeros(first.shape[0], self.work_dim, dtype=torch.float32, device=first.device)
+        out = self.new_work(first.shape[0], first.device)
         for n in self.names:
             self.add_into(out, n, grads[n])
         return self.finalize(out)
@@ -83,6 +83,10 @@ class Projector:
         """Columns of the buffer :meth:`add_into` writes (``dim`` unless a projector
         reduces in two stages, see :meth:`finalize`)."""
         return self.dim
+
+    def new_work(self, rows: int, device: torch.device | str) -> torch.Tensor:
+        """A zeroed ``(rows, work_dim)`` float32 buffer for :meth:`add_into`."""
+        return torch.zeros(rows, self.work_dim, dtype=torch.float32, device=device)
 
     def finalize(self, work: torch.Tensor) -> torch.Tensor:
         """The ``(B, dim)`` features from the filled ``(B, work_dim)`` buffer."""
@@ -249,7 +253,7 @@ class SketchProjector(Projector):
             out.index_add_(1, idx, flat[:, start:start + n])
             start += n
 
-    def _signs(self, name: str, device) -> torch.Tensor:
+    def _signs(self, name: str, device: torch.device | str) -> torch.Tensor:
         """The ``(out * in,)`` signs ``s_out[o] * s_in[i]`` of parameter ``name``, flat
         (one multiply per coordinate instead of two; +-1 products are exact, so the
         features are bit for bit the same). Cached within the hash cache's budget."""
@@ -301,6 +305,7 @@ class MixedProjector(Projector):
         self.sketch = SketchProjector(sketch_shapes, dim=dim, seed=seed)
         self.dim = self.sketch.dim
         self._buckets = slice(self.kron.dim, self.work_dim)
+        self._work: dict[tuple[int, str], torch.Tensor] = {}
 
     @property
     def work_dim(self) -> int:
@@ -317,10 +322,23 @@ class MixedProjector(Projector):
         else:
             self.sketch.add_into(out[:, self._buckets], name, g)
 
+    def new_work(self, rows, device):
+        # the work buffer is wide (Kronecker block + buckets) and finalize returns a copy:
+        # reuse one buffer, zeroed in place, instead of a fresh allocation (and its page
+        # faults) per batch
+        key = (rows, str(torch.device(device)))
+        buf = self._work.get(key)
+        if buf is None:
+            self._work = {key: torch.zeros(rows, self.work_dim, dtype=torch.float32, device=device)}
+            return self._work[key]
+        return buf.zero_()
+
     def finalize(self, work):
-        if self.kron.dim:
-            self.sketch.add_into(work[:, self._buckets], self.KRON, work[:, :self.kron.dim])
-        return work[:, self._buckets].contiguous()
+        if self.kron.dim:  # sign the Kronecker block in place (the buffer is ours), then hash it
+            block = work[:, :self.kron.dim]
+            block.mul_(self.sketch._signs(self.KRON, work.device))
+            self.sketch.add_signed_into(work[:, self._buckets], self.KRON, block)
+        return work[:, self._buckets].clone(memory_format=torch.contiguous_format)  # a copy: the buffer is reused
 
     def describe(self):
         return {"kind": "mixed", "dim": self.dim, "kron": self.kron.describe(),
