@@ -20,11 +20,11 @@ rule report:
         league_png=f"{R}/figures/league.png",
         budget=budget_report_inputs,
         lds=lds_report_inputs,
+        template=str(Path(workflow.basedir) / "workflow" / "report" / "report.html.j2"),  # an edit reruns the report
     output:
         f"{R}/report.html",
     params:
         config=config,
-        template=str(Path(workflow.basedir) / "workflow" / "report" / "report.html.j2"),
     log:
         f"{R}/logs/report.log",
     benchmark:

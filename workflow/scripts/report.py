@@ -48,7 +48,7 @@ def main(smk, log):
         "lds_uri": image_data_uri(i.lds[0]) if i.lds else None,
         "lds_md": Path(i.lds[1]).read_text(encoding="utf-8") if i.lds else None,
     }
-    render_report(smk.params.template, smk.output[0], ctx)
+    render_report(smk.input.template, smk.output[0], ctx)
     log.info("wrote %s", smk.output[0])
 
 
