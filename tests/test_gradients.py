@@ -378,6 +378,27 @@ def test_adam_precondition_matches_hand_computation():
         adam_precondition({"x": g}, {"w": (m, v)}, 0)
 
 
+def test_adam_state_from_a_live_optimizer_predicts_its_next_step():
+    """AdamState.from_optimizer reads the live moments (the same reader as the exported
+    model states): preconditioning the next gradient gives the direction Adam takes."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(3, 2, bias=False)
+    opt = torch.optim.Adam(lin.parameters(), lr=0.1, betas=(0.8, 0.95), eps=1e-6)
+    x = torch.randn(5, 3)
+    for _ in range(3):
+        opt.zero_grad()
+        lin(x).pow(2).sum().backward()
+        opt.step()
+    state = AdamState.from_optimizer(opt, lin)
+    assert state.step == 3 and state.betas == (0.8, 0.95) and state.eps == 1e-6
+    opt.zero_grad()
+    lin(x).pow(2).sum().backward()
+    direction = state({"weight": lin.weight.grad.unsqueeze(0)})["weight"][0]
+    before = lin.weight.detach().clone()
+    opt.step()
+    torch.testing.assert_close(before - lin.weight.detach(), 0.1 * direction, rtol=1e-4, atol=1e-7)
+
+
 @pytest.mark.parametrize("subset", ["last_layers", "linear_embed"])
 def test_adam_featurize_fast_equals_exact(model, tok, subset):
     sub = select_parameters(model, subset)

@@ -187,6 +187,4 @@ class ModelState:
         if not self.has_moments:
             raise DataError(f"{self.path / MOMENTS_NAME}: model state has no optimizer moments; "
                             "set swift.precondition: none or use warm-up states (step-N)")
-        m = load_moments(self.path)
-        moments = {name: (v["exp_avg"], v["exp_avg_sq"]) for name, v in m["moments"].items()}
-        return AdamState(moments, step=m["step"], betas=tuple(m["betas"]), eps=m["eps"])
+        return AdamState.from_export(load_moments(self.path))

@@ -24,19 +24,21 @@ class AdamState:
         self.bias_correction = bool(bias_correction)
 
     @classmethod
+    def from_export(cls, exported: Mapping, **kw) -> "AdamState":
+        """From the dict :func:`swift_study.states.export_moments` writes and
+        :func:`swift_study.states.load_moments` reads (``step``, ``betas``, ``eps``,
+        ``moments[name] = {"exp_avg", "exp_avg_sq"}``); ``kw`` overrides betas/eps."""
+        moments = {n: (v["exp_avg"], v["exp_avg_sq"]) for n, v in exported["moments"].items()}
+        return cls(moments, int(exported["step"]), kw.pop("betas", tuple(exported["betas"])),
+                   kw.pop("eps", exported["eps"]), **kw)
+
+    @classmethod
     def from_optimizer(cls, optimizer: torch.optim.Optimizer, model: torch.nn.Module,
                        **kw) -> "AdamState":
-        """Collect the moments of a live ``torch.optim.Adam(W)`` keyed by parameter name."""
-        name_of = {id(p): n for n, p in model.named_parameters()}
-        moments, step, betas, eps = {}, 0, (0.9, 0.999), 1e-8
-        for group in optimizer.param_groups:
-            betas, eps = tuple(group.get("betas", betas)), group.get("eps", eps)
-            for p in group["params"]:
-                st = optimizer.state.get(p, {})
-                if "exp_avg" in st and id(p) in name_of:
-                    moments[name_of[id(p)]] = (st["exp_avg"].detach(), st["exp_avg_sq"].detach())
-                    step = int(torch.as_tensor(st["step"]).item())
-        return cls(moments, step, kw.pop("betas", betas), kw.pop("eps", eps), **kw)
+        """The moments of a live ``torch.optim.Adam(W)`` keyed by parameter name."""
+        from ..states import export_moments
+
+        return cls.from_export(export_moments(model, optimizer), **kw)
 
     def __call__(self, grads: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return adam_precondition(grads, self.moments, self.step, self.betas, self.eps,
