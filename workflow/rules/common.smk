@@ -89,6 +89,21 @@ def feature_paths(name):
     return [f"{FEATURES.format(state=s, shard=i)}/{name}.npy" for s in STATES for i in range(SHARDS)]
 
 
+def eval_target_files(wildcards=None):
+    """The eval set's reference responses of ``swift.eval_target: response:<fmt>``
+    (none for ``answer``): an input of every job that takes eval gradients."""
+    if SWIFT["eval_target"] == "answer":
+        return []
+    return [f"{R}/data/eval/{SWIFT['eval_target'].split(':', 1)[1]}.jsonl"]
+
+
+def shard_feature_outputs(ext):
+    """One shard's feature files (``npy`` stores or ``json`` sidecars) at every model
+    state, ``{shard}`` left as the wildcard: state by state, eval then each study's probes."""
+    return [f"{FEATURES.format(state=state, shard='{shard}')}/{name}.{ext}"
+            for state in STATES for name in ["eval"] + [f"probes_{study}" for study in STUDIES]]
+
+
 def swift_benchmark_files():
     """The benchmark files of this configuration's swift jobs (the cost table's swift side;
     files of other configurations left in the folder do not count)."""

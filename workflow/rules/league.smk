@@ -12,8 +12,7 @@ rule ekfac_scores:
         tokenizer=tokenizer_dir(),
         fit=f"{R}/data/train/qa.jsonl",
         eval=f"{R}/data/eval/qa.jsonl",
-        target=lambda w: [] if SWIFT["eval_target"] == "answer"
-        else [f"{R}/data/eval/{SWIFT['eval_target'].split(':', 1)[1]}.jsonl"],
+        target=eval_target_files(),
         probes=expand(f"{R}/data/studies/{{study}}/probes.jsonl", study=STUDIES),
     output:
         scores=expand(f"{R}/swift/ekfac/{{state}}/{{study}}.npz", study=STUDIES, allow_missing=True),

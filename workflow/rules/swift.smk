@@ -11,17 +11,11 @@ rule state_features:
         states=list(dict.fromkeys(state_requirement(s) for s in STATES)),
         tokenizer=tokenizer_dir(),
         eval=f"{R}/data/eval/qa.jsonl",
-        target=[] if SWIFT["eval_target"] == "answer"
-        else [f"{R}/data/eval/{SWIFT['eval_target'].split(':', 1)[1]}.jsonl"],
+        target=eval_target_files(),
         probes=expand(f"{R}/data/studies/{{study}}/probes.jsonl", study=STUDIES),
     output:
-        # state by state: eval, then each study's probes
-        features=[f for state in STATES for f in
-                  [FEATURES.format(state=state, shard="{shard}") + "/eval.npy"]
-                  + [FEATURES.format(state=state, shard="{shard}") + f"/probes_{study}.npy" for study in STUDIES]],
-        meta=[f for state in STATES for f in
-              [FEATURES.format(state=state, shard="{shard}") + "/eval.json"]
-              + [FEATURES.format(state=state, shard="{shard}") + f"/probes_{study}.json" for study in STUDIES]],
+        features=shard_feature_outputs("npy"),  # state by state: eval, then each study's probes
+        meta=shard_feature_outputs("json"),
     params:
         states=STATES,
         state_dirs=[state_dir(s) for s in STATES],

@@ -2,11 +2,11 @@
 eval examples at one model state (one fit, one file per study), for the league's
 ``ekfac`` rows."""
 from swift_study.ekfac import EKFACArgs, ekfac_products, save_args
-from swift_study.influence import StateScores, save_state_npz
+from swift_study.influence import save_state_npz
 from swift_study.modeling import load_model
 from swift_study.records import read_jsonl
 from swift_study.runner import run
-from swift_study.swift import eval_pairs
+from swift_study.swift import eval_pairs, products_scores
 from swift_study.tokenizer import load_tokenizer
 
 
@@ -30,11 +30,8 @@ def main(smk, log):
     for rows, out in zip(by_study, smk.output.scores):  # one file per study: studies share QA probes
         rows_at = slice(start, start + len(rows))
         start += len(rows)
-        save_state_npz(out, StateScores(
-            state=smk.wildcards.state, dots=dots[rows_at], probe_norms=probe_norms[rows_at],
-            eval_norms=eval_norms, probe_format=[r.format for r in rows], probe_task=[r.task for r in rows],
-            probe_query=[r.query_id for r in rows], eval_task=[r.task for r in evals],
-            eval_id=[r.id for r in evals]))
+        save_state_npz(out, products_scores(smk.wildcards.state, None, dots[rows_at], probe_norms[rows_at],
+                                            eval_norms, rows, evals))
     save_args(smk.output.args, args)
 
 

@@ -64,8 +64,10 @@ def tracked_modules(model) -> list[str]:
     model, otherwise every linear layer (decoder blocks and output head)."""
     import torch
 
+    from .gradients.params import LORA_NAME_RE  # the LoRA subset's own name rule
+
     linear = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
-    lora = [n for n in linear if n.split(".")[-2:-1] and n.split(".")[-2] in ("lora_A", "lora_B")]
+    lora = [n for n in linear if LORA_NAME_RE.search(n)]
     if lora:
         return lora
     if not linear:
@@ -137,6 +139,7 @@ def ekfac_products(model, tokenizer, fit_pairs: Sequence[tuple[str, str]],
     from kronfluence.arguments import FactorArguments, ScoreArguments
     from kronfluence.utils.dataset import DataLoaderKwargs
 
+    from .device import resolve_device
     from .encoding import pad_encoded
 
     if not fit_pairs or not probe_pairs or not eval_pairs:
@@ -150,8 +153,6 @@ def ekfac_products(model, tokenizer, fit_pairs: Sequence[tuple[str, str]],
     torch.manual_seed(args.seed)  # the true Fisher samples labels
     task = _task(list(modules) if modules is not None else tracked_modules(model))
     model = prepare_model(copy.deepcopy(model).eval(), task)  # kronfluence wraps modules in place
-    from .device import resolve_device
-
     analyzer = Analyzer(analysis_name="ekfac", model=model, task=task,
                         cpu=not resolve_device(args.device).startswith("cuda"),
                         disable_tqdm=True, disable_model_save=True, output_dir=str(work_dir))

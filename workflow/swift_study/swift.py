@@ -40,6 +40,20 @@ def per_state(paths: Sequence[str], n_states: int) -> list[list[str]]:
     return [list(paths[i * k:(i + 1) * k]) for i in range(n_states)]
 
 
+def products_scores(state: str, lr: float | None, dots, probe_norms, eval_norms,
+                    probes: Sequence[Record], evals: Sequence[Record]):
+    """A :class:`~swift_study.influence.StateScores` from one state's probe x eval
+    products and norms, labelled by the probe and eval records (in the same order)."""
+    from .influence import StateScores
+
+    return StateScores(
+        state=state, dots=dots, probe_norms=probe_norms, eval_norms=eval_norms,
+        probe_format=[r.format for r in probes], probe_task=[r.task for r in probes],
+        probe_query=[r.query_id for r in probes], eval_task=[r.task for r in evals],
+        eval_id=[r.id for r in evals], lr=lr,
+    )
+
+
 def state_scores(state: str, lr: float | None, probe_feats, eval_stores: Sequence[str | Path],
                  probes: Sequence[Record], evals: Sequence[Record]):
     """A :class:`~swift_study.influence.StateScores` of one state: the probes' features
@@ -47,13 +61,8 @@ def state_scores(state: str, lr: float | None, probe_feats, eval_stores: Sequenc
     import numpy as np
 
     from .gradients import pairwise_inner_shards
-    from .influence import StateScores
 
     probe_feats = np.asarray(probe_feats)
     dots, eval_norms = pairwise_inner_shards(probe_feats, eval_stores)
-    return StateScores(
-        state=state, dots=dots, probe_norms=np.linalg.norm(probe_feats.astype(np.float64), axis=1),
-        eval_norms=eval_norms, probe_format=[r.format for r in probes], probe_task=[r.task for r in probes],
-        probe_query=[r.query_id for r in probes], eval_task=[r.task for r in evals],
-        eval_id=[r.id for r in evals], lr=lr,
-    )
+    return products_scores(state, lr, dots, np.linalg.norm(probe_feats.astype(np.float64), axis=1), eval_norms,
+                           probes, evals)

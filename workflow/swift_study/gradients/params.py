@@ -38,7 +38,8 @@ from torch import nn
 SUBSETS = ("all_linear", "linear_embed", "last_layers", "modules", "lora")
 
 _LAYER_RE = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)(?:\.|$)")
-_LORA_RE = re.compile(r"(?:^|\.)lora_[AB](?:\.|$)")
+#: a LoRA matrix by its (module or parameter) name: peft's ``...lora_A`` / ``...lora_B``
+LORA_NAME_RE = re.compile(r"(?:^|\.)lora_[AB](?:\.|$)")
 
 
 @dataclass
@@ -133,7 +134,7 @@ def select_parameters(model: nn.Module, subset: str = "all_linear", last_n_layer
     head = _output_head(model)
 
     def block_linear(mname: str, mod: nn.Module) -> bool:
-        return (isinstance(mod, nn.Linear) and mod is not head and not _LORA_RE.search(mname)
+        return (isinstance(mod, nn.Linear) and mod is not head and not LORA_NAME_RE.search(mname)
                 and not any(isinstance(m, nn.Embedding) for _, m, _ in owners[id(mod.weight)]))
 
     chosen: set[str] = set()
@@ -159,7 +160,7 @@ def select_parameters(model: nn.Module, subset: str = "all_linear", last_n_layer
                 if p is not None and id(p) in id2name:
                     chosen.add(id2name[id(p)])
     elif subset == "lora":
-        chosen = {n for n in named if _LORA_RE.search(n)}
+        chosen = {n for n in named if LORA_NAME_RE.search(n)}
         if not chosen:
             raise ValueError("subset='lora' but the model has no LoRA parameters "
                              "(lora_A/lora_B); wrap it with peft.get_peft_model first")

@@ -207,8 +207,9 @@ class SketchProjector(Projector):
         self.shapes = {n: tuple(int(s) for s in shapes[n]) for n in self.names}
         self.dims2d = {n: _as_2d(self.shapes[n]) for n in self.names}
         self.dim, self.seed = int(dim), int(seed)
-        self._cache: dict[tuple[str, ...], list[torch.Tensor]] = {}
+        self._cache: dict[tuple[str, str], list[torch.Tensor]] = {}
         self._sign_cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._flat_sign_cache: dict[tuple[str, str], torch.Tensor] = {}
         self._cached = 0
 
     def _hashes(self, name: str, device) -> list[torch.Tensor]:
@@ -257,13 +258,13 @@ class SketchProjector(Projector):
         """The ``(out * in,)`` signs ``s_out[o] * s_in[i]`` of parameter ``name``, flat
         (one multiply per coordinate instead of two; +-1 products are exact, so the
         features are bit for bit the same). Cached within the hash cache's budget."""
-        key = (name, "signs", str(torch.device(device)))
-        if key in self._cache:
-            return self._cache[key][0]
+        key = (name, str(torch.device(device)))
+        if key in self._flat_sign_cache:
+            return self._flat_sign_cache[key]
         s_out, s_in = self.sign_factors(name, device)
         signs = (s_out[:, None] * s_in[None, :]).reshape(-1)
         if self._cached + signs.numel() <= self.CACHE_LIMIT:
-            self._cache[key] = [signs]
+            self._flat_sign_cache[key] = signs
             self._cached += signs.numel()
         return signs
 
