@@ -250,12 +250,12 @@ def test_fast_mixed_equals_projected_exact_with_tied_embedding(model, batch):
     ref = mp.project(exact)
     assert ref.shape == (batch.input_ids.shape[0], 128)
     _assert_rows_close(per_example_features_fast(model, batch, sub, mp), ref)
-    # = one CountSketch of the embedding gradients and the linears' Kronecker block
-    kron = mp.kron.project({n: exact[n] for n in mp.kron.names})
-    _assert_rows_close(ref, mp.sketch.project({**{n: exact[n] for n in emb}, mp.KRON: kron}))
+    # = one CountSketch of the embedding gradients and the linears' Kronecker blocks
+    blocks = {n: mp.kron.block(n, exact[n]) for n in mp.kron.names}
+    _assert_rows_close(ref, mp.sketch.project({**{n: exact[n] for n in emb}, **blocks}))
 
 
-def test_sketch_with_factored_signs_is_unbiased():
+def test_shifted_sketch_is_unbiased_and_wraps_around():
     torch.manual_seed(1)
     g, h = torch.randn(1, 40, 30), torch.randn(1, 40, 30)
     h = 0.5 * g + h
@@ -265,9 +265,14 @@ def test_sketch_with_factored_signs_is_unbiased():
         sk = SketchProjector({"w": (40, 30)}, dim=64, seed=s)
         est.append(float(sk.project({"w": g}) @ sk.project({"w": h}).T))
     assert abs(np.mean(est) - exact) < 4 * np.std(est) / np.sqrt(len(est))
-    # every sign is +-1 and rows/columns really differ between seeds
-    s_out, s_in = SketchProjector({"w": (40, 30)}, dim=64, seed=0).sign_factors("w")
-    assert set(s_out.tolist()) == {-1.0, 1.0} and set(s_in.tolist()) == {-1.0, 1.0}
+    # by hand: coordinate j, signed, lands in bucket (offset + j) mod dim (1200 coordinates
+    # wrap around 64 buckets many times); signs are +-1 and differ between parameters
+    sk = SketchProjector({"w": (40, 30), "v": (40, 30)}, dim=64, seed=0)
+    signs, off = sk.signs("w"), sk.offsets["w"]
+    ref = torch.zeros(64)
+    ref.index_add_(0, (torch.arange(1200) + off) % 64, g.reshape(-1) * signs)
+    assert torch.allclose(sk.project({"w": g, "v": torch.zeros_like(g)})[0], ref, atol=1e-5)
+    assert set(signs.tolist()) == {-1.0, 1.0} and not torch.equal(signs, sk.signs("v"))
 
 
 def test_featurize_engines_agree(model, tok):
@@ -519,18 +524,39 @@ def test_scoring_refuses_features_made_differently(model, tok, tmp_path):
         check_compatible([tmp_path / "a.npy", tmp_path / "c.npy"])
 
 
-@pytest.mark.parametrize("linear", [True, False])
-def test_mixed_projector_reuses_its_buffer_without_aliasing_results(linear):
-    """The mixed projector zeroes and reuses one work buffer per batch size; features it
-    returned earlier must not change when the next batch is projected (also without a
-    Kronecker block, where the buckets are the whole buffer)."""
-    shapes = {"emb": (40, 6)} | ({"lin": (12, 10)} if linear else {})
-    mp = MixedProjector(shapes, ["emb"], k=4, dim=32, seed=1)
+def test_embedding_rows_sketch_like_the_dense_gradient():
+    """Sketching an embedding's looked-up rows equals sketching its dense per-example
+    gradient (repeated ids, a wrap-around of the buckets, a non-contiguous target)."""
+    sk = SketchProjector({"emb": (30, 5)}, dim=16, seed=3)
     gen = torch.Generator().manual_seed(0)
-    g1 = {n: torch.randn(3, *s, generator=gen) for n, s in shapes.items()}
-    g2 = {n: torch.randn(3, *s, generator=gen) for n, s in shapes.items()}
-    f1 = mp.project(g1)
-    kept = f1.clone()
-    f2 = mp.project(g2)
-    assert torch.equal(f1, kept) and not torch.equal(f1, f2)
-    assert torch.equal(mp.project(g1), kept)  # a reused buffer starts from zero
+    rows = torch.tensor([[1, 4, 4, 0], [7, 29, 2, 2]])
+    vals = torch.randn(2, 4, 5, generator=gen)
+    dense = torch.zeros(2, 30, 5)
+    for b in range(2):
+        dense[b].index_add_(0, rows[b], vals[b])
+    ref = sk.project({"emb": dense})
+    out = torch.zeros(2, 16)
+    sk.add_rows_into(out, "emb", rows, vals)
+    _assert_rows_close(out, ref)
+    wide = torch.zeros(2, 20)
+    sk.add_rows_into(wide[:, 2:18], "emb", rows, vals)
+    _assert_rows_close(wide[:, 2:18], ref)
+    assert not wide[:, :2].any() and not wide[:, 18:].any()
+
+
+def test_hash_factor_is_a_sparse_unbiased_matrix():
+    from swift_study.gradients.projection import HashFactor, reduce_by
+
+    gen = torch.Generator().manual_seed(2)
+    sign = torch.randint(0, 2, (13,), generator=gen).float() * 2 - 1
+    f = HashFactor(sign, 4)                                   # 13 rows: the last group is padded
+    p = f.dense()
+    assert p.shape == (13, 4) and torch.equal((p != 0).sum(1), torch.ones(13, dtype=torch.long))
+    assert torch.equal(p.abs().sum(0), torch.tensor([4.0, 3.0, 3.0, 3.0]))
+    t = torch.randn(2, 5, 13, generator=gen)
+    assert torch.allclose(reduce_by(t, f), t @ p, atol=1e-6)
+    # the Kronecker block of a hashed projector is P_out^T G P_in with those matrices
+    kp = KronProjector({"w": (13, 9)}, k=4, seed=1, kind="hash")
+    g = torch.randn(3, 13, 9, generator=gen)
+    p_out, p_in = kp.factors("w")
+    assert torch.allclose(kp.block("w", g), p_out.dense().t() @ g @ p_in.dense(), atol=1e-5)

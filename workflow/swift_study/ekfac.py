@@ -111,9 +111,9 @@ class _Encoded:
     """A map-style dataset of encoded ``(prompt, response)`` pairs."""
 
     def __init__(self, tokenizer, pairs: Sequence[tuple[str, str]], max_length: int):
-        from .encoding import encode_pair
+        from .encoding import encode_pairs
 
-        self.items = [encode_pair(tokenizer, p, r, max_length) for p, r in pairs]
+        self.items = encode_pairs(tokenizer, pairs, max_length)
 
     def __len__(self) -> int:
         return len(self.items)

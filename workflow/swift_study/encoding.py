@@ -36,8 +36,22 @@ def encode_pair(tokenizer, prompt: str, response: str, max_length: int) -> tuple
     Truncation keeps the left part, as trl does; an example whose response is cut
     away entirely keeps at least its EOS target.
     """
-    n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-    ids = tokenizer(prompt + response, add_special_tokens=False)["input_ids"]
+    return encode_pairs(tokenizer, [(prompt, response)], max_length)[0]
+
+
+def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], max_length: int
+                 ) -> list[tuple[list[int], list[int]]]:
+    """:func:`encode_pair` of every pair, with one batched tokenizer call for the
+    prompts and one for the full texts (a fast tokenizer encodes a list in one go)."""
+    if not pairs:
+        return []
+    prompts = tokenizer([p for p, _ in pairs], add_special_tokens=False)["input_ids"]
+    fulls = tokenizer([p + r for p, r in pairs], add_special_tokens=False)["input_ids"]
+    return [_labelled(tokenizer, len(pr), full, max_length) for pr, full in zip(prompts, fulls)]
+
+
+def _labelled(tokenizer, n_prompt: int, ids: Sequence[int], max_length: int
+              ) -> tuple[list[int], list[int]]:
     ids = list(ids) + [tokenizer.eos_token_id]
     labels = [IGNORE_INDEX] * n_prompt + ids[n_prompt:]
     if len(ids) > max_length:
@@ -62,7 +76,7 @@ def pad_encoded(encoded: Sequence[tuple[list[int], list[int]]], pad_id: int) -> 
 
 def collate(tokenizer, pairs: Sequence[tuple[str, str]], max_length: int) -> EncodedBatch:
     """Encode and right-pad a list of ``(prompt, response)`` pairs."""
-    return pad_encoded([encode_pair(tokenizer, p, r, max_length) for p, r in pairs], tokenizer.pad_token_id)
+    return pad_encoded(encode_pairs(tokenizer, pairs, max_length), tokenizer.pad_token_id)
 
 
 def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

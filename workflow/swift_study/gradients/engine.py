@@ -76,7 +76,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..encoding import EncodedBatch, encode_pair, pad_encoded
+from ..encoding import EncodedBatch, encode_pairs, pad_encoded
 from ..device import pick_device
 from ..errors import ArgumentError
 from .exact import per_example_grads_exact
@@ -293,7 +293,7 @@ def _windows(tokenizer, pairs: Sequence[tuple[str, str]], args: GradientArgs):
     cs = args.chunk_size
     window = cs * SORT_WINDOW_CHUNKS if args.sort_by_length else cs
     for w0 in range(0, len(pairs), window):
-        enc = [encode_pair(tokenizer, p, r, args.max_length) for p, r in pairs[w0:w0 + window]]
+        enc = encode_pairs(tokenizer, pairs[w0:w0 + window], args.max_length)
         order = (sorted(range(len(enc)), key=lambda i: len(enc[i][0])) if args.sort_by_length
                  else list(range(len(enc))))
 

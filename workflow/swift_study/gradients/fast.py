@@ -27,9 +27,11 @@ How it stays at (in fact below) the cost of one forward+backward:
   contracts per example: ``(dY_i P_out)^T (X_i P_in)`` (``(B, k, k)``, LoGra), or
   ``dY_i^T X_i`` (``(B, out, in)``) when full per-layer gradients are needed
   (``projection`` ``none``/``sketch``, the embeddings of ``mixed``, Adam
-  preconditioning); a sketch's factored +-1 signs are applied to ``X`` and ``dY``
-  first. Memory then holds one layer's per-example gradients at a time (a tied
-  parameter's until its last use). Each projector says per parameter which way
+  preconditioning); a sketch (a linear map) takes each block, and each use of a
+  tied parameter, as soon as it is computed, and an embedding's looked-up rows
+  without its dense ``vocab x hidden`` gradient. Memory then holds one layer's
+  per-example gradients at a time (a parameter used twice and transformed: until
+  its last use). Each projector says per parameter which way
   (:meth:`~.projection.Projector.route`).
 """
 
@@ -45,7 +47,7 @@ from torch import nn
 from ..encoding import IGNORE_INDEX, EncodedBatch, per_example_loss
 from .exact import eval_mode
 from .params import ParamSubset, _output_head, requires_grad
-from .projection import Projector
+from .projection import HashFactor, Projector, reduce_by
 
 Transform = Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
 
@@ -166,17 +168,17 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
     pending: dict[str, torch.Tensor] = {}
 
     def finish(name: str, g: torch.Tensor) -> None:
-        mode, part, cols = route(name)
-        if mode == "sketch":  # g already carries its signs
-            part.add_signed_into(feats[:, cols], name, g)
-            return
         if transform is not None:
             g = transform({name: g})[name]
         projector.add_into(feats, name, g)
 
     def emit(name: str, g: torch.Tensor) -> None:
-        """Hand one use's full per-example gradient ``(B, *shape)`` on."""
-        if uses[name] > 1:
+        """Hand one use's full per-example gradient ``(B, *shape)`` on (a sketch is
+        linear: each use is sketched at once)."""
+        mode, part, cols = route(name)
+        if mode == "sketch":
+            part.add_into(feats[:, cols], name, g)
+        elif uses[name] > 1:
             pending[name] = g if name not in pending else pending[name].add_(g)
         else:
             finish(name, g)
@@ -195,13 +197,8 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
         b_mode, b_part, b_cols = route(b_name)
         if w_mode == "kron":
             p_out, p_in = w_part.factors(w_name, device)
-        elif w_mode == "sketch":
-            ws_out, ws_in = w_part.sign_factors(w_name, device)
         if b_mode == "kron":
             pb_out = b_part.factors(b_name, device)[0]
-        elif b_mode == "sketch":
-            bs_out, bs_in = b_part.sign_factors(b_name, device)
-            b_sign = bs_out * bs_in[0]
 
         def hook(module, args, kwargs, output):
             uses.update(n for n in (w_name, b_name) if n is not None)
@@ -212,11 +209,9 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
                 x = x.reshape(-1, x.shape[-1]) if segmented else x.reshape(bsz, -1, x.shape[-1])
                 if x.dtype != torch.float32:
                     x = x.float()
-                if w_mode == "kron" and p_in is not None:
+                if w_mode == "kron":
                     with torch.autocast(device.type, enabled=False):  # our math stays fp32
-                        xp = x @ p_in
-                elif w_mode == "sketch":
-                    xp = x * ws_in
+                        xp = reduce_by(x, p_in)
                 else:
                     xp = x
                 if segmented:  # project the N gathered rows first, then re-pad per example
@@ -227,24 +222,21 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
                 if d.dtype != torch.float32:
                     d = d.float()
                 if w_name is not None:
-                    if w_mode == "kron":
-                        dp = d if p_out is None else d @ p_out
-                    else:
-                        dp = d * ws_out if w_mode == "sketch" else d
+                    dp = reduce_by(d, p_out) if w_mode == "kron" else d
                     if segmented:
                         dp = gather.unpack(dp)
                     gw = torch.bmm(dp.transpose(1, 2), xp)  # (B, out or k_out, in or k_in)
                     if w_mode == "kron":
-                        feats[:, w_cols] += gw.reshape(bsz, -1)
+                        w_part.add_block(feats, w_name, gw)
                     else:
                         emit(w_name, gw)
                 if b_name is not None:
                     gb = (torch.zeros(bsz, d.shape[-1], device=d.device).index_add_(
                         0, gather.b_idx, d) if segmented else d.sum(1))
                     if b_mode == "kron":
-                        feats[:, b_cols] += gb if pb_out is None else gb @ pb_out
+                        b_part.add_block(feats, b_name, reduce_by(gb, pb_out))
                     else:
-                        emit(b_name, gb * b_sign if b_mode == "sketch" else gb)
+                        emit(b_name, gb)
             return attach(output, on_grad)
         return hook
 
@@ -254,8 +246,8 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
         mode, part, cols = route(name)
         if mode == "kron":
             p_out, p_in = part.factors(name, device)
-        elif mode == "sketch":
-            s_out, s_in = part.sign_factors(name, device)
+            if isinstance(p_out, HashFactor):  # rows of the factor are looked up
+                p_out = p_out.dense()
 
         def hook(module, args, kwargs, output):
             uses[name] += 1
@@ -264,8 +256,6 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
             if mode == "kron":
                 rows = (p_out[tok] if p_out is not None
                         else nn.functional.one_hot(tok, vocab).float())   # (B, T, k_out)
-            elif mode == "sketch":
-                tok_sign = s_out[tok].unsqueeze(-1) * s_in   # (B, T, dim): the rows' signs
 
             def on_grad(de: torch.Tensor) -> None:
                 d = de.reshape(bsz, tok.shape[1], -1)
@@ -274,11 +264,11 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
                 if keep is not None:  # autograd gives the padding row no gradient
                     d = d * keep
                 if mode == "kron":
-                    dp = d if p_in is None else d @ p_in
+                    dp = reduce_by(d, p_in)
                     feats[:, cols] += torch.bmm(rows.transpose(1, 2), dp).reshape(bsz, -1)
+                elif mode == "sketch":  # the looked-up rows only, no dense gradient
+                    part.add_rows_into(feats[:, cols], name, tok, d)
                 else:
-                    if mode == "sketch":
-                        d = d * tok_sign
                     g = d.new_zeros(bsz * vocab, d.shape[-1])
                     offs = (torch.arange(bsz, device=tok.device) * vocab).unsqueeze(1)
                     g.index_add_(0, (tok + offs).reshape(-1), d.reshape(-1, d.shape[-1]))
