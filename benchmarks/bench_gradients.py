@@ -471,7 +471,7 @@ def bench_fidelity(results: Path | None, model, tok, n_probes: int = 16, n_eval:
     print(f"fidelity against exact all-parameter gradients, {len(probes)} probes (first half "
           f"plain QA) x {len(evals)} evals, scalar projections; {source}. engine/floor: "
           f"featurize of the evals vs one batched forward+backward on the same batches "
-          f"(median of 3, interleaved):")
+          f"(median of 5, interleaved):")
     for name, state_dir in states:
         if state_dir is not None:
             model, tok = load(state_dir, tok_dir)
@@ -490,7 +490,7 @@ def bench_fidelity(results: Path | None, model, tok, n_probes: int = 16, n_eval:
             cargs = GradientArgs(device="cpu", **kw)
             pf = featurize(model, tok, probes, cargs, progress=False)
             ts, tf = [], []
-            for _ in range(3):
+            for _ in range(5):
                 tf += _median_time(floor, 1)
                 t = time.perf_counter()
                 ef = featurize(model, tok, evals, cargs, progress=False)

@@ -47,22 +47,22 @@ pipeline's own model states (base, step-25, step-75, step-150 of the default con
 16 probes (8 plain QA, 8 in a strategy's format) x 128 plain-QA evals of the real
 suite; reference: the scalar projections from exact gradients of ALL parameters;
 engine/floor: ``featurize`` of the evals vs one batched forward+backward on the same
-batches, 2 idle threads, median of 3 (noisy: +-0.2)::
+batches, 2 idle threads, median of 5 (noisy: +-0.1)::
 
-    projection                    d      Pearson r (4 states)      strategy probes  engine/floor
-    kron k=16                   3840     0.53 0.54 0.54 0.54       0.46-0.49        0.97-1.17
-    mixed k=64, 16384          16384     0.87 0.89 0.89 0.88       0.79-0.84        1.04-1.49
-    mixed k=128, 32768 (dflt)  32768     0.97 0.98 0.97 0.97       0.94-0.96        1.25-1.68
+    projection                    d      Pearson r (4 states)          strategy probes  engine/floor
+    kron k=16                   3840     0.533 0.541 0.543 0.539       0.46-0.49        0.93-1.01
+    mixed k=64, 16384          16384     0.929 0.949 0.941 0.933       0.88-0.93        1.14-1.18
+    mixed k=128, 32768 (dflt)  32768     0.975 0.979 0.975 0.975       0.95-0.97        1.24-1.28
 
 On trained states the gradient norm is spread over attention (0.50), the tied
 embedding (0.34) and the MLP (0.15), and a strategy probe's gradient is nearly
 orthogonal to a plain-QA eval's, so the projection noise (about
 ``||g_p|| ||g_e|| / sqrt(d)``) must be small against small inner products: ``kron``
-with k=16 is as noisy as the signal. ``mixed`` reduces the linear layers by their
-Kronecker factors (a side no longer than k stays exact) and CountSketches those
-blocks together with the embedding's per-example gradient. The default buys
-Pearson >= 0.95 at 1.25-1.68x the floor (1.42 on the 256-example speed benchmark);
-``proj_factor_dim: 64, proj_dim: 16384`` stays within 1.5x at Pearson ~0.88.
+with k=16 is as noisy as the signal. ``mixed`` reduces the linear layers by sparse
+Kronecker factors (a side no longer than k stays exact) and sketches those blocks
+together with the embedding's per-example gradient (a shifted CountSketch, see
+:mod:`.projection`). The default buys Pearson >= 0.95 at 1.2-1.4x the floor
+(1.02-1.11 on the 256-example synthetic speed benchmark).
 """
 
 from __future__ import annotations
