@@ -89,15 +89,14 @@ def mean_pooled_embeddings(model: torch.nn.Module, tokenizer, pairs: list[tuple[
     ``prompt + response`` (padding excluded), ``(n, hidden)`` float32."""
     from tqdm.auto import tqdm
 
-    from .encoding import encode_pair, pad_encoded
+    from .encoding import collate
 
     model.eval().to(device)
     out = np.zeros((len(pairs), model.config.hidden_size), dtype=np.float32)
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
     for a in tqdm(range(0, len(order), batch_size), desc="embeddings", disable=not progress, leave=False):
         idx = order[a:a + batch_size]
-        batch = pad_encoded([encode_pair(tokenizer, *pairs[i], max_length) for i in idx],
-                            tokenizer.pad_token_id).to(device)
+        batch = collate(tokenizer, [pairs[i] for i in idx], max_length).to(device)
         hidden = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                        output_hidden_states=True).hidden_states[-1].float()
         mask = batch.attention_mask.unsqueeze(-1).float()

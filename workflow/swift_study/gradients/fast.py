@@ -147,7 +147,7 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
     ids = batch.input_ids.to(device)
     labels = batch.labels.to(device)
     bsz = ids.shape[0]
-    feats = projector.new_work(bsz, device)
+    feats = projector.new_features(bsz, device)
     root = torch.zeros((), dtype=torch.float32, device=device, requires_grad=True)
     head = _output_head(model)
     gather = _ResponseGather(labels) if (response_logits_only and head is not None) else None
@@ -193,8 +193,8 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
 
     def linear_hook(spec):
         w_name, b_name = spec.weight, spec.bias
-        w_mode, w_part, w_cols = route(w_name)
-        b_mode, b_part, b_cols = route(b_name)
+        w_mode, w_part, _ = route(w_name)
+        b_mode, b_part, _ = route(b_name)
         if w_mode == "kron":
             p_out, p_in = w_part.factors(w_name, device)
         if b_mode == "kron":
@@ -301,4 +301,4 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
     finally:
         for h in handles:
             h.remove()
-    return projector.finalize(feats)
+    return feats

@@ -71,24 +71,14 @@ class Projector:
         if missing:
             raise ValueError(f"gradient dict lacks parameters {missing[:3]}")
         first = grads[self.names[0]]
-        out = self.new_work(first.shape[0], first.device)
+        out = self.new_features(first.shape[0], first.device)
         for n in self.names:
             self.add_into(out, n, grads[n])
-        return self.finalize(out)
+        return out
 
-    @property
-    def work_dim(self) -> int:
-        """Columns of the buffer :meth:`add_into` writes (``dim`` unless a projector
-        reduces in two stages, see :meth:`finalize`)."""
-        return self.dim
-
-    def new_work(self, rows: int, device: torch.device | str) -> torch.Tensor:
-        """A zeroed ``(rows, work_dim)`` float32 buffer for :meth:`add_into`."""
-        return torch.zeros(rows, self.work_dim, dtype=torch.float32, device=device)
-
-    def finalize(self, work: torch.Tensor) -> torch.Tensor:
-        """The ``(B, dim)`` features from the filled ``(B, work_dim)`` buffer."""
-        return work
+    def new_features(self, rows: int, device: torch.device | str) -> torch.Tensor:
+        """Zeroed ``(rows, dim)`` float32 features for :meth:`add_into` to fill."""
+        return torch.zeros(rows, self.dim, dtype=torch.float32, device=device)
 
     def describe(self) -> dict:
         """A JSON-able description (kind, dim, parameters)."""
@@ -188,7 +178,7 @@ class KronProjector(_SlicedProjector):
         self.dims2d = {n: _as_2d(self.shapes[n]) for n in self.names}
         self.kdims = {n: (min(self.k, o), min(self.k, i)) for n, (o, i) in self.dims2d.items()}
         self._layout({n: ko * ki for n, (ko, ki) in self.kdims.items()})
-        self._cache: dict[tuple[str, str, str], torch.Tensor | None] = {}
+        self._cache: dict[tuple[str, str, str], Factor | None] = {}
 
     def _factor(self, name: str, side: str, n: int) -> Factor | None:
         if n <= self.k:
