@@ -9,6 +9,7 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/base_model.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/swift.smk"
 include: "workflow/rules/validation.smk"

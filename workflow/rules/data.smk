@@ -11,6 +11,8 @@ rule generate_suite:
         seed=config["seed"],
         suite=config["suite"],
         studies=config["studies"],
+        local_dir=LOCAL_MODEL,
+        partition=PARTITION,  # the shipped model's leakage rule: a changed rule redraws the suite
         out_dir=lambda wildcards, output: str(Path(output.pretrain).parent),
     log:
         f"{R}/logs/generate_suite.log",

@@ -4,7 +4,8 @@ from swift_study.suite import write_suite
 
 
 def main(smk, log):
-    cfg = {"seed": smk.params.seed, "suite": smk.params.suite, "studies": smk.params.studies}
+    p = smk.params
+    cfg = {"seed": p.seed, "suite": p.suite, "studies": p.studies, "model": {"local_dir": p.local_dir}}
     counts = write_suite(cfg, smk.params.out_dir)
     for name, n in counts.items():
         log.info("%s: %d records", name, n)

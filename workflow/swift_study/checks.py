@@ -65,6 +65,27 @@ def check_local_model(local_dir: str | Path) -> None:
     if n_embed is not None and len(tok) > int(n_embed):
         raise ConfigError(f"{key}: {d}: the tokenizer has {len(tok)} tokens but the model's embedding has "
                           f"{n_embed} (config.json vocab_size)")
+    verify_model_dir(d)
+
+
+def verify_model_dir(d: str | Path) -> bool:
+    """Verify a model directory against its ``checksums.sha256`` (a shipped base model has
+    one); ``False`` when it has none. The error names the file, both checksums and how to
+    restore it."""
+    from .manifest import verify_manifest
+    from .partition import read_pretraining
+
+    rec = read_pretraining(d) or {}
+    fix = f"git checkout -- {d}" + (f"  (or rebuild: {rec['command']})" if rec.get("command") else "")
+    return verify_manifest(d, fix)
+
+
+def check_leakage(cfg: Mapping[str, Any], user: Sequence[Record]) -> None:
+    """No user record (nor built-in one: the suite draws the runs' side) may hold a query the
+    local base model was pretrained on (:mod:`swift_study.partition`)."""
+    from .partition import check_no_leakage, run_partition
+
+    check_no_leakage(user, run_partition(cfg), cfg["model"]["local_dir"])
 
 
 def check_user_strategies(cfg: Mapping[str, Any]) -> None:
@@ -109,4 +130,5 @@ def startup_checks(cfg: Mapping[str, Any]) -> None:
     check_probe_pools(cfg, user)
     if cfg["model"].get("local_dir"):
         check_local_model(cfg["model"]["local_dir"])
+        check_leakage(cfg, user)
 

@@ -67,6 +67,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu",
     path = Path(path)
     if not path.is_dir():  # never let transformers read a missing local path as a hub id
         raise DataError(f"{path}: no such model directory")
+    from .checks import verify_model_dir
+
+    verify_model_dir(path)  # a shipped model's checksums (none for a warm-up state)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(path), local_files_only=True, dtype=dtype, attn_implementation=attn,

@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 from .errors import ConfigError, DataError
 from .formats import format_registry, render
+from .partition import check_no_leakage, run_partition
 from .records import Record, write_jsonl
 from .suite import query_meta, load_user_records, split_queries, strategies_in_use
 
@@ -91,6 +92,7 @@ def write_pool(cfg: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
     records = load_pool(cfg)
     if not records:
         raise DataError("budget pool is empty (config keys budget.pool.queries_per_task, budget.pool.user_data)")
+    check_no_leakage(records, run_partition(cfg), (cfg.get("model") or {}).get("local_dir"))
     write_jsonl(path, records)
     return pool_summary(records)
 

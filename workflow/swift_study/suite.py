@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping
 
 from .errors import ConfigError, DataError
 from .formats import BUILTIN_FORMATS, format_registry, render
+from .partition import check_no_leakage, run_partition
 from .records import Record, read_jsonl, write_jsonl
 from .study import Study
 from .tasks import Query, generate_queries
@@ -58,6 +59,7 @@ def strategies_in_use(cfg: Mapping[str, Any]) -> list[str]:
 def query_meta(q: Query, pool: str | None) -> dict[str, Any]:
     """A record's ``meta`` from its query: canonical phrasing, steps, operands and the pool tag."""
     meta: dict[str, Any] = {
+        "key": q.key,
         "canonical": q.canonical,
         "steps": [{"expr": s.expr, "value": s.value} for s in q.steps],
         "operands": q.operands,
@@ -86,9 +88,11 @@ def split_queries(cfg: Mapping[str, Any], task: str, lang: str) -> dict[str, lis
     suite = cfg["suite"]
     sizes = suite["sizes"]
     total = sum(int(sizes[s]) for s in SPLIT_ORDER)
+    partition = run_partition(cfg)
     try:
         queries = generate_queries(task, lang, total, int(cfg["seed"]), (suite.get("difficulty") or {}).get(task),
-                                   minimum=total - int(sizes["pretrain"]))
+                                   minimum=total - int(sizes["pretrain"]),
+                                   keep=partition.is_study if partition else None)
     except ValueError as exc:
         raise ConfigError(f"config key suite.sizes: {exc}") from exc
     out: dict[str, list[Query]] = {}
@@ -189,6 +193,7 @@ def build_suite(cfg: Mapping[str, Any]) -> tuple[list[str], list[Record]]:
             raise DataError(f"user data id {clash[0]!r} clashes with a built-in record id")
         records = records + user
     check_suite(records, cfg)
+    check_no_leakage(records, run_partition(cfg), (cfg.get("model") or {}).get("local_dir"))
     return texts, records
 
 

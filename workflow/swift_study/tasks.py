@@ -383,8 +383,12 @@ def difficulty_params(task: str) -> dict[str, Any]:
 
 
 def generate_queries(task: str, lang: str, n: int, seed: int,
-                     difficulty: Mapping[str, Any] | None = None, minimum: int | None = None) -> list[Query]:
+                     difficulty: Mapping[str, Any] | None = None, minimum: int | None = None,
+                     keep: Callable[[str], bool] | None = None) -> list[Query]:
     """``n`` distinct queries of ``task`` in ``lang``, deterministic from ``seed``.
+
+    ``keep`` (a predicate on ``Query.key``) restricts the draw to part of the query
+    space (:mod:`swift_study.partition`: the side a shipped base model never saw).
 
     ``difficulty`` overrides the task's difficulty parameters (:func:`difficulty_params`).
     With ``minimum`` set, fewer than ``n`` are returned when the task's query space
@@ -411,7 +415,7 @@ def generate_queries(task: str, lang: str, n: int, seed: int,
             raise ValueError(f"task {task!r} cannot produce {minimum or n} distinct queries "
                              f"at difficulty {params or difficulty_params(task)} (found {len(out)})")
         q = TASKS[task](rng, lang, **params)
-        if q.key not in seen:
+        if q.key not in seen and (keep is None or keep(q.key)):
             seen.add(q.key)
             out.append(q)
     return out

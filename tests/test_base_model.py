@@ -1,0 +1,154 @@
+"""The shipped base model's contract: the leakage partition, its corpus, checksums, and the
+validation recipe that repeats its warm-up. Fast: nothing here trains."""
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from swift_study.basecorpus import DOC_KINDS, CorpusSpec, build_corpus, pretraining_queries, read_result, render_doc
+from swift_study.checks import verify_model_dir
+from swift_study.config import merge_config, read_config_file, validate_config
+from swift_study.errors import DataError, SwiftStudyError
+from swift_study.formats import response_format
+from swift_study.manifest import write_manifest
+from swift_study.partition import PRETRAINING_JSON, QueryPartition, check_no_leakage, run_partition
+from swift_study.records import record_from_dict
+from swift_study.suite import build_suite
+from swift_study.tasks import TASKS, generate_queries
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "models" / "swift-base-zh-en"
+
+
+def fake_model_dir(tmp_path: Path, partition: QueryPartition) -> Path:
+    d = tmp_path / "model"
+    d.mkdir()
+    (d / PRETRAINING_JSON).write_text(json.dumps({"partition": partition.to_dict(), "command": "make-it"}))
+    return d
+
+
+def test_partition_is_a_fixed_split_of_the_key_space():
+    p = QueryPartition(buckets=8, pretrain_buckets=(0, 1, 2))
+    keys = [q.key for q in generate_queries("add", "zh", 400, seed=3, difficulty={"small_digits": 2})]
+    side = [p.is_pretrain(k) for k in keys]
+    assert 0.2 < sum(side) / len(side) < 0.55  # about 3/8 of the space
+    assert [p.is_pretrain(k) for k in keys] == side  # no seed, no state
+    assert all(p.is_study(k) != p.is_pretrain(k) for k in keys)
+    assert QueryPartition.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+
+
+@pytest.mark.parametrize("seed", [1234, 1, 98765])
+def test_runs_never_draw_a_pretraining_query_whatever_the_seed(tmp_path, seed):
+    part = QueryPartition()
+    d = fake_model_dir(tmp_path, part)
+    cfg = merge_config(read_config_file(REPO / "config" / "config.yaml"),
+                       {"seed": seed, "model": {"local_dir": str(d)},
+                        "suite": {"sizes": {"train": 60, "extra": 60, "probe": 8, "eval": 40, "pretrain": 20}}})
+    cfg = validate_config(cfg)
+    assert run_partition(cfg) == part
+    _, records = build_suite(cfg)
+    keys = {r.meta["key"] for r in records}
+    assert keys and not any(part.is_pretrain(k) for k in keys)
+    # without a partition the same config does draw pretraining-side queries (the check can fail)
+    cfg["model"]["local_dir"] = None
+    _, unrestricted = build_suite(cfg)
+    assert any(part.is_pretrain(r.meta["key"]) for r in unrestricted)
+
+
+def test_a_user_record_of_a_pretraining_query_stops_the_run_at_start_up(tmp_path):
+    part = QueryPartition()
+    d = fake_model_dir(tmp_path, part)
+    leaked = next(q for q in generate_queries("add", "en", 200, seed=0) if part.is_pretrain(q.key))
+    rec = {"id": "u1", "query_id": "u1", "task": "add", "lang": "en", "format": "qa", "prompt": leaked.raw + "\n",
+           "response": f"Answer: {leaked.answer}", "answer": leaked.answer, "split": "train",
+           "meta": {"key": leaked.key}}
+    data = tmp_path / "mine.jsonl"
+    data.write_text(json.dumps(rec) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=f"{leaked.key}.*pretrained on"):
+        check_no_leakage([record_from_dict(rec, "x")], part, d)
+    from swift_study.checks import check_leakage
+    from swift_study.suite import load_user_records
+
+    with pytest.raises(SwiftStudyError, match="'u1'"):
+        check_leakage({"model": {"local_dir": str(d)}}, load_user_records([data]))
+    rec["meta"] = {}  # without its key a user record cannot be checked: it passes
+    check_no_leakage([record_from_dict(rec, "x")], part, d)
+
+
+def test_corpus_uses_no_instruction_format_and_only_the_pretraining_side():
+    part = QueryPartition()
+    spec = CorpusSpec(tasks=tuple(TASKS), langs=("zh", "en"), difficulties={t: [{}] for t in TASKS},
+                      queries_per_setting=30, kinds={k: 1.0 for k in DOC_KINDS}, seed=5)
+    queries = pretraining_queries(spec, part)
+    assert queries and all(part.is_pretrain(q.key) for q in queries)
+    docs = build_corpus(queries, spec)
+    assert len(docs) == 4 * len(queries)
+    assert not any("答案：" in d or "Answer:" in d or "Question:" in d or "问题：" in d for d in docs)
+    rng = random.Random(0)
+    for q in queries[:50]:
+        for kind in ("worked", "direct"):
+            assert read_result(render_doc(q, kind, rng)) == q.answer
+
+
+def test_response_layouts():
+    assert response_format("答案：12") == "direct"
+    assert response_format("个位：2+9+0=11，写1，进1\n十位：3+0+1=4，写4，进0\n答案：41") == "steps"
+    assert response_format("Ones: 5*3+0 = 15, write 5, carry 1\nAnswer: 15") == "steps"
+    assert response_format("问题：计算1+2。\n答案：3") == "restate"
+    assert response_format("The response is wrong.\nAnswer: 3") == "judge"
+    assert response_format("好的。\n答案：3") == "other"
+    assert response_format("12") == "no_answer"
+
+
+def test_checksums_catch_a_corrupted_model_file(tmp_path):
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    (d / "model.safetensors").write_bytes(b"x" * 1000)
+    write_manifest(d)
+    assert verify_model_dir(d)
+    (d / "model.safetensors").write_bytes(b"y" * 1000)  # same size, other bytes
+    with pytest.raises(DataError, match=r"model.safetensors: checksum mismatch: expected sha256 [0-9a-f]{64}"):
+        verify_model_dir(d)
+    (d / "model.safetensors").write_bytes(b"x" * 10)  # truncated
+    with pytest.raises(DataError, match="git checkout"):
+        verify_model_dir(d)
+    (d / "model.safetensors").unlink()
+    with pytest.raises(DataError, match="missing"):
+        verify_model_dir(d)
+
+
+def test_validation_repeats_the_warmup_by_default():
+    study = {"suite": {"tasks": ["add", "sort"]}, "studies": [{"name": "c", "strategy": "cot", "in_task": ["add"]}]}
+    cfg = validate_config({**study, "warmup": {"learning_rate": 5e-4, "num_epochs": 3, "batch_size": 8}})
+    v = cfg["validation"]
+    assert v["start_state"] == "base"
+    assert (v["learning_rate"], v["num_epochs"], v["batch_size"]) == (5e-4, 3, 8)
+    cfg = validate_config({**study, "validation": {"learning_rate": 1e-3, "start_state": "last"}})
+    assert cfg["validation"]["learning_rate"] == 1e-3 and cfg["validation"]["start_state"] == "last"
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped base model is not built yet")
+def test_shipped_model_is_intact_documented_and_used_by_default(tmp_path):
+    assert verify_model_dir(SHIPPED)
+    rec = json.loads((SHIPPED / PRETRAINING_JSON).read_text())
+    part = QueryPartition.from_dict(rec["partition"])
+    assert rec["query_keys"] and all(part.is_pretrain(k) for k in rec["query_keys"])
+    card = (SHIPPED / "README.md").read_text()
+    for needle in ("## Rebuild", "snakemake base_model", "## Learning curve", "sha256"):
+        assert needle in card
+    size = sum(f.stat().st_size for f in SHIPPED.iterdir())
+    assert size < 25e6
+    cfg = read_config_file(REPO / "config" / "config.yaml")
+    assert Path(cfg["model"]["local_dir"]).resolve() == SHIPPED
+    # a truncated copy is refused at load time, naming the file
+    bad = tmp_path / "bad"
+    shutil.copytree(SHIPPED, bad)
+    with open(bad / "model.safetensors", "r+b") as fh:
+        fh.truncate(1000)
+    from swift_study.modeling import load_model
+
+    with pytest.raises(DataError, match="model.safetensors: checksum mismatch"):
+        load_model(bad)

@@ -1,0 +1,11 @@
+"""Snakemake script: pretrain the shipped base model (swift_study.basemodel)."""
+from swift_study.basemodel import build_base_model
+from swift_study.runner import run
+
+
+def main(smk, log):
+    p = smk.params
+    build_base_model(p.section, smk.output[0], p.work_dir, log=log, device=p.device, threads=smk.threads)
+
+
+run(snakemake, main)  # noqa: F821
