@@ -243,10 +243,13 @@ def test_unknown_model_state_is_a_config_error(section, value, key):
            "warmup": {"export_steps": [25]}, section: value}
     with pytest.raises(ConfigError, match=key):
         validate_config(cfg)
-    cfg["warmup"]["method"] = "lora"  # LoRA warm-ups have no base state
+    cfg["warmup"]["method"] = "lora"  # LoRA warm-ups have no base state to take gradients at
     cfg["swift"] = {"gradients": {"subset": "lora"}}
     cfg["budget"] = {"gradients": {"subset": "lora"}, "precondition": "none"}
-    cfg[section] = {**cfg.get(section, {}), **({"start_state": "base"} if section == "validation"
-                                               else {"states": ["base"]})}
+    if section == "validation":  # but retraining may start from the base model (the warm-up's start)
+        cfg[section] = {"start_state": "base"}
+        assert validate_config(cfg)["validation"]["start_state"] == "base"
+        return
+    cfg[section] = {**cfg.get(section, {}), "states": ["base"]}
     with pytest.raises(ConfigError, match=f"{key}: 'base' is not a model state"):
         validate_config(cfg)

@@ -65,13 +65,13 @@ rule budget_features:
 rule budget_embeddings:
     """Mean-pooled hidden states of every pool example at the start state (the cluster selector)."""
     input:
-        state=state_requirement(VAL["start_state"]),
+        state=state_requirement(BUDGET["start_state"]),
         tokenizer=tokenizer_dir(),
         pool=f"{R}/budget/pool.jsonl",
     output:
         f"{R}/budget/embeddings.npy",
     params:
-        state_dir=state_dir(VAL["start_state"]),
+        state_dir=state_dir(BUDGET["start_state"]),
         max_length=config["model"]["max_length"],
         device=config["device"],
     log:
@@ -124,7 +124,7 @@ rule budget_train:
     lm-eval on every eval task; the model itself is not kept."""
     input:
         data=lambda w: budget_selection(BUDGET_RUN[w.run]),
-        start=state_requirement(VAL["start_state"]),
+        start=state_requirement(BUDGET["start_state"]),
         tokenizer=tokenizer_dir(),
         tasks=f"{R}/lmeval/tasks",
         names=f"{R}/lmeval/task_names.txt",
@@ -134,7 +134,7 @@ rule budget_train:
         samples=f"{R}/budget/eval/{{run}}/seed-{{seed}}/samples.jsonl",
         summary=f"{R}/budget/eval/{{run}}/seed-{{seed}}/train_summary.json",
     params:
-        start_dir=state_dir(VAL["start_state"]),
+        start_dir=state_dir(BUDGET["start_state"]),
         train=BUDGET["train"],
         eval=VAL["eval"],
         max_length=config["model"]["max_length"],
@@ -158,7 +158,7 @@ rule budget_table:
     the budget-curve figure."""
     input:
         records=f"{R}/data/eval/qa.jsonl",
-        start=f"{R}/eval/state-{VAL['start_state']}/samples.jsonl",
+        start=f"{R}/eval/state-{BUDGET['start_state']}/samples.jsonl",
         samples=[f"{R}/budget/eval/{r.name}/seed-{s}/samples.jsonl" for r in BUDGET_RUNS for s in BUDGET["seeds"]],
         summaries=[f"{R}/budget/eval/{r.name}/seed-{s}/train_summary.json" for r in BUDGET_RUNS
                    for s in BUDGET["seeds"]],

@@ -12,7 +12,8 @@ from swift_study.checks import startup_checks
 from swift_study.config import validate_config
 from swift_study.errors import SwiftStudyError
 from swift_study.offline import set_offline
-from swift_study.states import resolve_state, state_names, state_path, state_producer
+from swift_study.partition import run_partition
+from swift_study.states import resolve_start_state, resolve_state, state_names, state_path, state_producer
 
 set_offline()
 
@@ -30,6 +31,8 @@ STUDY = {s["name"]: s for s in config["studies"]}
 STRATEGIES = list(dict.fromkeys(s["strategy"] for s in config["studies"]))
 STATES = state_names(config["warmup"]["export_steps"], config["warmup"]["method"])
 LOCAL_MODEL = config["model"]["local_dir"]
+_partition = run_partition(config)
+PARTITION = _partition.to_dict() if _partition else None
 
 
 SWIFT = config["swift"]
@@ -39,12 +42,13 @@ FEATURES = f"{R}/swift/features/{{state}}/shard-{{shard}}-of-{SHARDS}"
 VAL = config["validation"]
 SEEDS = VAL["seeds"]
 # model-state names were checked with the config; here "last" is resolved
-VAL["start_state"] = resolve_state(VAL["start_state"], STATES, "validation.start_state")
+VAL["start_state"] = resolve_start_state(VAL["start_state"], STATES, "validation.start_state")
 BUDGET_STATES = list(dict.fromkeys(resolve_state(s, STATES, "budget.states") for s in config["budget"]["states"]))
 # Validation models: B (plain QA), B+<study> (plus strategy data), ctrl+<study> (plus as much extra QA).
 VAL_MODELS = ["B"] + [f"B+{s}" for s in STUDIES] + [f"ctrl+{s}" for s in STUDIES]
 # The data-budget study: its model states ("last" resolved), runs and targets.
 BUDGET = config["budget"]
+BUDGET["start_state"] = resolve_start_state(BUDGET["start_state"], STATES, "budget.start_state")
 BUDGET_RUNS = budget_runs(BUDGET)
 BUDGET_RUN = {r.name: r for r in BUDGET_RUNS}
 LDS_MODELS = [f"lds-{j}" for j in range(config["lds"]["n_models"])]

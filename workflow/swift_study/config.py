@@ -55,6 +55,24 @@ def load_schema() -> dict[str, Any]:
     return _inline_refs(schema, definitions)
 
 
+#: The repository root: a relative ``model.local_dir`` missing from the working directory
+#: is looked up here (the shipped ``models/``), so runs with ``--directory`` find it.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_local_dir(local_dir: str | None) -> str | None:
+    """``model.local_dir`` as given, or under the repository root when it is relative and
+    only exists there."""
+    if not local_dir or Path(local_dir).is_absolute() or Path(local_dir).exists():
+        return local_dir
+    shipped = REPO_ROOT / local_dir
+    return str(shipped) if shipped.exists() else local_dir
+
+
+#: Validation training keys that default (null) to the warm-up's values.
+WARMUP_RECIPE: tuple[str, ...] = ("learning_rate", "num_epochs", "batch_size")
+
+
 def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Validate ``cfg`` and return a copy with defaults filled in.
 
@@ -76,10 +94,15 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     from .budget import check_budget_config
 
     check_budget_config(out)
-    from .states import resolve_state, state_names
+    from .states import resolve_start_state, resolve_state, state_names
 
     names = state_names(out["warmup"]["export_steps"], out["warmup"]["method"])
-    resolve_state(out["validation"]["start_state"], names, "validation.start_state")
+    resolve_start_state(out["validation"]["start_state"], names, "validation.start_state")
+    out["model"]["local_dir"] = resolve_local_dir(out["model"]["local_dir"])
+    for key in WARMUP_RECIPE:  # null: repeat the warm-up's recipe (docs/method.md, "Validation study")
+        if out["validation"][key] is None:
+            out["validation"][key] = out["warmup"][key]
+    resolve_start_state(out["budget"]["start_state"], names, "budget.start_state")
     for s in out["budget"]["states"]:
         resolve_state(s, names, "budget.states")
     if out["warmup"]["method"] == "lora" and out["swift"]["gradients"]["subset"] != "lora":

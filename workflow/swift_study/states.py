@@ -51,6 +51,12 @@ def resolve_state(name: str, names: Sequence[str], key: str) -> str:
     return resolved
 
 
+def resolve_start_state(name: str, names: Sequence[str], key: str) -> str:
+    """A retraining start (``validation.start_state``): ``base`` (the base model, also when
+    it is not a swift state, as with LoRA warm-ups) or a model state (``last`` resolved)."""
+    return BASE if name == BASE else resolve_state(name, names, key)
+
+
 def state_path(name: str, base_dir: str | os.PathLike, warmup_dir: str | os.PathLike) -> Path:
     """The directory of model state ``name``: the base model, or a warm-up export."""
     return Path(base_dir) if name == BASE else Path(warmup_dir) / STATES_DIRNAME / name
@@ -62,46 +68,6 @@ def state_producer(name: str, base_dir: str | os.PathLike, warmup_dir: str | os.
 
 
 # ----------------------------------------------------------------------------- writing
-
-
-def unwrap_optimizer(opt):
-    """The torch optimizer inside accelerate's / transformers' wrappers."""
-    import torch  # here, not at import: the workflow reads state names at start-up without torch
-
-    while hasattr(opt, "optimizer") and not isinstance(opt, torch.optim.Optimizer):
-        opt = opt.optimizer
-    return opt
-
-
-def export_moments(model: torch.nn.Module, optimizer) -> dict[str, Any]:
-    """The Adam moments of ``optimizer`` keyed by ``model``'s parameter names (tied
-    parameters under their first name), with step, betas, eps, lr and weight decay."""
-    import torch
-
-    opt = unwrap_optimizer(optimizer) if optimizer is not None else None
-    names = {id(p): n for n, p in model.named_parameters()}
-    moments: dict[str, dict[str, torch.Tensor]] = {}
-    step = 0
-    betas, eps, lr, wd = (0.9, 0.999), 1e-8, 0.0, 0.0
-    if opt is not None:
-        group0 = opt.param_groups[0]
-        betas = tuple(float(b) for b in group0.get("betas", betas))
-        eps = float(group0.get("eps", eps))
-        lr = float(group0.get("lr", lr))
-        wd = float(group0.get("weight_decay", wd))
-        for group in opt.param_groups:
-            for p in group["params"]:
-                st = opt.state.get(p)
-                if not st or "exp_avg" not in st:
-                    continue
-                name = names.get(id(p))
-                if name is None:
-                    continue
-                moments[name] = {"exp_avg": st["exp_avg"].detach().to("cpu", copy=True),
-                                 "exp_avg_sq": st["exp_avg_sq"].detach().to("cpu", copy=True)}
-                s = st.get("step", 0)
-                step = int(s.item() if torch.is_tensor(s) else s)
-    return {"step": step, "betas": betas, "eps": eps, "lr": lr, "weight_decay": wd, "moments": moments}
 
 
 def write_state(out_dir: str | os.PathLike, model, tokenizer, optimizer, info: Mapping[str, Any],
@@ -118,6 +84,8 @@ def write_state(out_dir: str | os.PathLike, model, tokenizer, optimizer, info: M
             raise ValueError("write_state: a LoRA state needs the base model directory")
         atomic_write_text(out_dir / ADAPTER_BASE_JSON, json.dumps({"base_model_dir": str(Path(base_dir).resolve())}))
     tokenizer.save_pretrained(out_dir)
+    from .gradients.adam import export_moments
+
     torch.save(export_moments(model, optimizer), out_dir / MOMENTS_NAME)
     atomic_write_text(out_dir / STATE_JSON, json.dumps(dict(info), indent=2))
 
@@ -182,7 +150,7 @@ class ModelState:
 
     def adam(self):
         """The saved Adam moments as a :class:`~swift_study.gradients.AdamState` (LESS)."""
-        from .gradients import AdamState
+        from .gradients.adam import AdamState
 
         if not self.has_moments:
             raise DataError(f"{self.path / MOMENTS_NAME}: model state has no optimizer moments; "
