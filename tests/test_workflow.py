@@ -73,7 +73,11 @@ def test_every_output_with_sane_contents(tiny_run):
     assert (val["n_seeds"] == 2).all()
     assert val[["delta_em_ctrl", "delta_em_ctrl_lo", "delta_em_ctrl_hi", "delta_em"]].notna().all().all()
     gens = pd.read_csv(r / "validation/generations.csv")
-    assert len(gens) == 5 * 2 and gens["truncated"].between(0, 1).all()
+    overall = gens[gens["task"] == "all"]
+    assert len(overall) == 5 * 2 and gens["truncated"].between(0, 1).all()
+    assert set(gens["task"]) == {"all", "add", "sub", "compare", "reverse"}
+    fracs = overall[[c for c in gens if c.startswith("frac_")]].sum(axis=1)
+    assert ((fracs - 1).abs() < 1e-9).all()  # every generation has one layout
     assert (r / "figures/validation.png").stat().st_size > 0
     costs = pd.read_csv(r / "validation/costs.csv").set_index("side")
     assert costs.loc["swift", "wall_s"] > 0 and costs.loc["validation", "wall_s"] > 0

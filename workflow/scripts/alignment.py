@@ -7,7 +7,7 @@ from swift_study.alignment import PAIRINGS, alignment_stats, merge_swift_validat
 from swift_study.atomic import atomic_write_text
 from swift_study.costs import StudyShape, cost_table, flop_table, saved_model_parameters
 from swift_study.encoding import encode_pair
-from swift_study.evaluation import generation_stats, load_samples
+from swift_study.evaluation import generation_table, load_samples
 from swift_study.figures import plot_alignment, plot_validation
 from swift_study.records import read_jsonl
 from swift_study.runner import run
@@ -38,16 +38,24 @@ def study_shape(smk, p, records, samples) -> StudyShape:
                       gen_prompt_tokens=int(runs * prompt + gen), loss_tokens=int(runs * full))
 
 
+def layouts_md(gens: pd.DataFrame) -> str:
+    """Per model and task (seeds pooled): share of step-by-step and direct generations and
+    the exact match of each."""
+    cols = ["frac_direct", "em_direct", "frac_steps", "em_steps", "frac_restate", "em_restate"]
+    t = gens[gens["task"] != "all"].groupby(["model", "task"])[cols].mean().reset_index()
+    return t.to_markdown(index=False, floatfmt=".2f")
+
+
 def main(smk, log):
     p = smk.params
     records = read_jsonl(smk.input.records)
     samples = {m: [load_samples(Path(p.eval_dir) / f"{m}_seed-{s}" / "samples.jsonl", records)
                    for s in p.seeds] for m in p.models}
-    gens = pd.DataFrame([{"model": m, "seed": s, **generation_stats(df)}
-                         for m in p.models for s, df in zip(p.seeds, samples[m])])
+    gens = generation_table(samples, list(p.seeds))
     gens.to_csv(smk.output.generations, index=False)
+    overall = gens[gens["task"] == "all"]
     log.info("generations cut at max_gen_toks: %.4f of all (goal 0)",
-             float((gens["truncated"] * gens["n"]).sum() / gens["n"].sum()))
+             float((overall["truncated"] * overall["n"]).sum() / overall["n"].sum()))
     boot = p.bootstrap
     val = validation_effects(samples, p.studies, boot["n_boot"], boot["confidence"], p.seed, p.metric)
     val.to_csv(smk.output.validation, index=False)
@@ -84,7 +92,9 @@ def main(smk, log):
           "95% intervals over eval examples and training seeds.", "",
           val[VALIDATION_VIEW].to_markdown(index=False, floatfmt=".3f"), "",
           "## Generations (truncated: cut at max_gen_toks, goal 0)", "",
-          gens.to_markdown(index=False, floatfmt=".3f"), "",
+          overall.drop(columns=["task"]).to_markdown(index=False, floatfmt=".3f"), "",
+          "## Response layouts: adopted (frac_) and executed (em_), per task, mean over seeds", "",
+          layouts_md(gens), "",
           "## Cost", "", costs.to_markdown(index=False, floatfmt=".1f"), "",
           "Floating-point operations (2N per token forward, 4N backward; pretraining and warm-up, shared by "
           "both sides, counted in neither; 7B: the same study shape on a 6.74e9-parameter model, GPU-hours at "

@@ -21,6 +21,16 @@ def headline(align_csv: str) -> str:
             "retraining outcome in " + "; ".join(out) + ".")
 
 
+def generations_html(path: str) -> str:
+    """Per model and task, seeds pooled: exact match, and whether a strategy's response layout
+    was adopted (share of step-by-step / restating / direct generations) and executed (their EM)."""
+    df = pd.read_csv(path)
+    cols = ["em", "truncated", "no_answer", "frac_direct", "em_direct", "frac_steps", "em_steps",
+            "frac_restate", "em_restate", "frac_judge", "em_judge"]
+    t = df.groupby(["model", "task"], sort=False)[[c for c in cols if c in df]].mean().reset_index()
+    return t.to_html(index=False, border=0, classes="table", na_rep="", float_format=lambda x: f"{x:.2f}")
+
+
 def main(smk, log):
     i = smk.input
     cfg = smk.params.config
@@ -35,7 +45,7 @@ def main(smk, log):
         "state_accuracy_table": csv_table(i.state_accuracy),
         "validation_uri": image_data_uri(i.validation_png),
         "validation_table": csv_table(i.validation),
-        "generations_table": csv_table(i.generations),
+        "generations_table": generations_html(i.generations),
         "alignment_uri": image_data_uri(i.alignment_png),
         "alignment_table": csv_table(i.alignment),
         "cost_table": csv_table(i.costs, "{:.1f}"),

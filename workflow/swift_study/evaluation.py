@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .answers import ANSWER_REGEX
+from .formats import RESPONSE_FORMATS, response_format
 from .metrics import METRICS
 from .records import Record
 
@@ -18,8 +19,8 @@ def load_samples(path: str | Path, records: list[Record]) -> pd.DataFrame:
 
     Columns: ``id``, ``task`` (the suite task), ``lang``, ``em`` (0/1),
     ``nll_per_token``, ``truncated`` (0/1, NaN when unknown), ``gen_tokens`` and
-    ``answered`` (0/1: the generation has a final-answer marker), joined on the
-    record id. Raises ``ValueError`` if an
+    ``answered`` (0/1: the generation has a final-answer marker) and ``format`` (its
+    layout, :func:`swift_study.formats.response_format`), joined on the record id. Raises ``ValueError`` if an
     example is missing (a model must be scored on every eval example).
     """
     by_id = {r.id: r for r in records}
@@ -38,6 +39,7 @@ def load_samples(path: str | Path, records: list[Record]) -> pd.DataFrame:
                     row[m.column] = float(obj[m.column])
             if obj.get("generation") is not None:
                 row["answered"] = float(re.search(ANSWER_REGEX, obj["generation"]) is not None)
+                row["format"] = response_format(obj["generation"])
                 row["truncated"] = float(obj["truncated"]) if obj.get("truncated") is not None else float("nan")
                 row["gen_tokens"] = float(obj["gen_tokens"]) if obj.get("gen_tokens") is not None else float("nan")
     missing = [rid for rid in by_id if rid not in rows or "em" not in rows[rid]]
@@ -60,6 +62,32 @@ def generation_stats(samples: pd.DataFrame) -> dict[str, float]:
     def mean(col: str) -> float:
         return float(samples[col].mean()) if col in samples else float("nan")
 
-    return {"n": int(len(samples)), "em": mean("em"), "truncated": mean("truncated"),
-            "no_answer": 1.0 - mean("answered") if "answered" in samples else float("nan"),
-            "mean_gen_tokens": mean("gen_tokens")}
+    out = {"n": int(len(samples)), "em": mean("em"), "truncated": mean("truncated"),
+           "no_answer": 1.0 - mean("answered") if "answered" in samples else float("nan"),
+           "mean_gen_tokens": mean("gen_tokens")}
+    out.update(format_stats(samples))
+    return out
+
+
+def format_stats(samples: pd.DataFrame) -> dict[str, float]:
+    """Adoption and execution of each response layout (:data:`RESPONSE_FORMATS`):
+    ``frac_<f>`` (share of generations laid out as ``f``) and ``em_<f>`` (exact match
+    among those; NaN when there are none)."""
+    out: dict[str, float] = {}
+    fmt = samples["format"] if "format" in samples else pd.Series(dtype=str)
+    for f in RESPONSE_FORMATS:
+        sel = samples[fmt == f] if len(fmt) else samples.iloc[:0]
+        out[f"frac_{f}"] = len(sel) / len(samples) if len(samples) and len(fmt) else float("nan")
+        out[f"em_{f}"] = float(sel["em"].mean()) if len(sel) else float("nan")
+    return out
+
+
+def generation_table(samples: dict[str, list[pd.DataFrame]], seeds: list[int]) -> pd.DataFrame:
+    """``generations.csv``: one row per model, seed and task (``all`` = every task) with
+    :func:`generation_stats` (exact match, truncation, answer lines, response layouts)."""
+    rows = []
+    for model, frames in samples.items():
+        for seed, df in zip(seeds, frames):
+            for task, sub in [("all", df), *sorted(df.groupby("task"))]:
+                rows.append({"model": model, "seed": seed, "task": task, **generation_stats(sub)})
+    return pd.DataFrame(rows)

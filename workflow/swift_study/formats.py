@@ -94,6 +94,40 @@ def render_rephrase(q: Query, rng: random.Random) -> tuple[str, str]:
     return f"{q.raw}\n", f"{rng.choice(LEAD_INS[q.lang])}\n{answer_line(q.answer, q.lang)}"
 
 
+#: How a generation is laid out (:func:`response_format`), to tell whether a strategy
+#: was adopted (the model answers in its format) and executed (it is right when it does).
+RESPONSE_FORMATS: tuple[str, ...] = ("direct", "steps", "restate", "judge", "other", "no_answer")
+_RESTATE_HEADS = ("Question:", "问题：")
+_JUDGE_HEADS = ("The response is", "该回答")
+
+
+def response_format(generation: str) -> str:
+    """The layout of a model's generation, one of :data:`RESPONSE_FORMATS`.
+
+    ``direct``: the final-answer line comes first (plain QA); ``restate``: a canonical
+    restatement first (``clarify``); ``judge``: a verdict first (``evaluate``); ``steps``:
+    other lines before the final answer (``cot``'s worked steps, or any reasoning);
+    ``other``: a lead-in sentence before it (``rephrase``);
+    ``no_answer``: no final-answer line at all.
+    """
+    import re
+
+    from .answers import ANSWER_REGEX
+
+    m = re.search(ANSWER_REGEX, generation)
+    if m is None:
+        return "no_answer"
+    head = [ln for ln in generation[:m.start()].split("\n") if ln.strip()]
+    if not head:
+        return "direct"
+    if head[0].startswith(_RESTATE_HEADS):
+        return "restate"
+    if head[0].startswith(_JUDGE_HEADS):
+        return "judge"
+    lead_ins = {x for xs in LEAD_INS.values() for x in xs}
+    return "other" if len(head) == 1 and head[0].strip() in lead_ins else "steps"
+
+
 BUILTIN_FORMATS: dict[str, Renderer] = {
     "qa": render_qa,
     "cot": render_cot,
