@@ -53,7 +53,7 @@ from .atomic import atomic_write_text
 from .device import resolve_device
 from .errors import ArgumentError
 from .offline import set_offline
-from .states import ADAPTER_BASE_JSON, STATES_DIRNAME, unwrap_optimizer, write_state
+from .states import ADAPTER_BASE_JSON, STATES_DIRNAME, write_state
 
 set_offline()
 
@@ -204,6 +204,8 @@ def _make_callbacks(tokenizer, args: TrainArgs, states_dir: Path, logf, base_dir
                     return float(sched.get_last_lr()[0])
                 except Exception:  # noqa: BLE001 - scheduler not stepped yet
                     pass
+            from .gradients.adam import unwrap_optimizer
+
             opt = kwargs.get("optimizer")
             return float(unwrap_optimizer(opt).param_groups[0]["lr"]) if opt is not None else float("nan")
 
@@ -293,7 +295,6 @@ def train(model_dir: Path | None, tokenizer, examples: list[dict], out_dir: Path
     Returns ``out_dir``.
     """
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTConfig
 
     t_wall = time.time()
     logf = _make_logger(log)
@@ -302,23 +303,67 @@ def train(model_dir: Path | None, tokenizer, examples: list[dict], out_dir: Path
     if init_model is None and model_dir is None:
         raise ValueError("train(): give model_dir or init_model")
     device = resolve_device(args.device)
-    use_cpu = device == "cpu"
-    bf16 = bool(args.bf16 and device.startswith("cuda") and torch.cuda.is_available()
-                and torch.cuda.is_bf16_supported())
     work_dir.mkdir(parents=True, exist_ok=True)
     states_dir = work_dir / STATES_DIRNAME
     for stale in out_dir.parent.glob(f".{out_dir.name}.tmp-*") if out_dir.parent.exists() else []:
         shutil.rmtree(stale, ignore_errors=True)  # left by a killed run
     check_lengths(tokenizer, examples, args.max_length)
     _check_work_dir(work_dir, _fingerprint(model_dir, init_model, examples, args), logf)
+    _quiet_progress_bars()
 
+    model, base_dir = _start_model(model_dir, init_model, tokenizer, args, device)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    export_cb, log_cb = _make_callbacks(tokenizer, args, states_dir, logf, base_dir)
+    trainer = _trainer_class()(
+        model=model,
+        args=_sft_config(args, work_dir, device),
+        train_dataset=_dataset(examples, kind),
+        processing_class=tokenizer,
+        callbacks=[export_cb, log_cb, *(callbacks or [])],
+    )
+    export_cb.trainer = trainer
+    if len(trainer.train_dataset) < len(examples):
+        logf(f"warning: trl dropped {len(examples) - len(trainer.train_dataset)} example(s) whose "
+             f"prompt fills max_length={args.max_length} (no completion token left)")
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # our LogCallback reports progress via `log`
+
+    last_ckpt = get_last_checkpoint(str(work_dir)) if args.save_steps > 0 else None
+    if last_ckpt:
+        logf(f"resuming from {last_ckpt}")
+    logf(f"training: {len(examples)} {kind} examples, method={args.method}, device={device}, "
+         f"trainable params={trainable}")
+    result = trainer.train(resume_from_checkpoint=last_ckpt)
+    summary = _summary(trainer, result, args, kind, len(examples), last_ckpt, device, trainable, base_dir,
+                       states_dir)
+    _write_output(out_dir, trainer.model, tokenizer, args, base_dir, states_dir, summary, t_wall)
+    if not args.keep_checkpoints:
+        for ck in work_dir.glob("checkpoint-*"):
+            shutil.rmtree(ck, ignore_errors=True)
+        shutil.rmtree(states_dir, ignore_errors=True)
+    logf(f"wrote {out_dir} ({summary['steps']} steps, final loss {summary['final_loss']}, "
+         f"{summary['wall_s']:.1f} s)")
+    return out_dir
+
+
+def _quiet_progress_bars() -> None:
     import datasets as hf_datasets
     import transformers
 
     hf_datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
 
-    # start model
+
+def _use_bf16(args: TrainArgs, device: str) -> bool:
+    """bf16 only where asked and supported (CUDA)."""
+    return bool(args.bf16 and device.startswith("cuda") and torch.cuda.is_available()
+                and torch.cuda.is_bf16_supported())
+
+
+def _start_model(model_dir, init_model, tokenizer, args: TrainArgs, device: str):
+    """The model to train (``init_model``, or loaded from ``model_dir`` merged), wrapped
+    in LoRA for ``method: lora``; and the base directory (``None`` for an in-memory start)."""
     base_dir = None
     if init_model is not None:
         model = init_model
@@ -337,10 +382,15 @@ def train(model_dir: Path | None, tokenizer, examples: list[dict], out_dir: Path
         lcfg = LoraConfig(r=int(args.lora_r), lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
                           target_modules=list(args.lora_target_modules), bias="none", task_type="CAUSAL_LM")
         model = get_peft_model(model, lcfg)
-    trainable_before = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return model, base_dir
+
+
+def _sft_config(args: TrainArgs, work_dir: Path, device: str):
+    """trl's ``SFTConfig`` for ``args`` (CPU-safe: no bf16 or gradient checkpointing there)."""
+    from trl import SFTConfig
 
     save_steps = int(args.save_steps)
-    cfg = SFTConfig(
+    return SFTConfig(
         output_dir=str(work_dir),
         per_device_train_batch_size=args.batch_size,
         gradient_accumulation_steps=args.grad_accum,
@@ -360,8 +410,8 @@ def train(model_dir: Path | None, tokenizer, examples: list[dict], out_dir: Path
         seed=args.seed,
         data_seed=args.seed,
         report_to="none",
-        use_cpu=use_cpu,
-        bf16=bf16,
+        use_cpu=device == "cpu",
+        bf16=_use_bf16(args, device),
         fp16=False,
         activation_checkpointing=False,  # trl defaults gradient checkpointing on
         dataloader_num_workers=0,
@@ -372,40 +422,17 @@ def train(model_dir: Path | None, tokenizer, examples: list[dict], out_dir: Path
         dataset_text_field="text",
     )
 
-    export_cb, log_cb = _make_callbacks(tokenizer, args, states_dir, logf, base_dir)
-    Trainer = _trainer_class()
-    trainer = Trainer(
-        model=model,
-        args=cfg,
-        train_dataset=_dataset(examples, kind),
-        processing_class=tokenizer,
-        callbacks=[export_cb, log_cb, *(callbacks or [])],
-    )
-    export_cb.trainer = trainer
-    if len(trainer.train_dataset) < len(examples):
-        logf(f"warning: trl dropped {len(examples) - len(trainer.train_dataset)} example(s) whose "
-             f"prompt fills max_length={args.max_length} (no completion token left)")
-    from transformers.trainer_callback import PrinterCallback
 
-    trainer.remove_callback(PrinterCallback)  # our LogCallback reports progress via `log`
-
-    last_ckpt = get_last_checkpoint(str(work_dir)) if save_steps > 0 else None
-    if last_ckpt:
-        logf(f"resuming from {last_ckpt}")
-    logf(f"training: {len(examples)} {kind} examples, method={args.method}, device={device}, "
-         f"trainable params={trainable_before}")
-    result = trainer.train(resume_from_checkpoint=last_ckpt)
+def _summary(trainer, result, args: TrainArgs, kind: str, n_examples: int, last_ckpt, device: str,
+             trainable: int, base_dir: Path | None, states_dir: Path) -> dict[str, Any]:
+    """``train_summary.json`` of a finished run (``wall_s`` is filled in when written)."""
     state = trainer.state
     losses = [h["loss"] for h in state.log_history if "loss" in h]
-    final_model = trainer.model
-    n_train_rows = len(trainer.train_dataset)
-
-    unreached = [s for s in args.export_steps if s > state.global_step]
-    summary = {
+    return {
         "kind": kind,
         "method": args.method,
-        "examples": len(examples),
-        "examples_after_truncation_filter": n_train_rows,
+        "examples": n_examples,
+        "examples_after_truncation_filter": len(trainer.train_dataset),
         "steps": int(state.global_step),
         "max_steps": int(state.max_steps),
         "epochs": float(state.epoch or 0.0),
@@ -413,22 +440,27 @@ def train(model_dir: Path | None, tokenizer, examples: list[dict], out_dir: Path
         "first_loss": losses[0] if losses else None,
         "train_loss_mean": float(result.training_loss),
         "train_runtime_s": float(result.metrics.get("train_runtime", float("nan"))),
-        "wall_s": None,  # filled below
+        "wall_s": None,
         "resumed_from": Path(last_ckpt).name if last_ckpt else None,
         "device": device,
-        "bf16": bf16,
-        "trainable_params": int(trainable_before),
+        "bf16": _use_bf16(args, device),
+        "trainable_params": int(trainable),
         "base_model_dir": str(base_dir) if base_dir else None,
         "exported_states": sorted(int(p.name.split("-", 1)[1]) for p in states_dir.glob("step-*"))
         if states_dir.exists() else [],
-        "export_steps_not_reached": unreached,
+        "export_steps_not_reached": [s for s in args.export_steps if s > state.global_step],
         "log_history": state.log_history,
         "args": asdict(args),
         "versions": _versions(),
     }
 
+
+def _write_output(out_dir: Path, model, tokenizer, args: TrainArgs, base_dir: Path | None, states_dir: Path,
+                  summary: dict[str, Any], t_wall: float) -> None:
+    """Write ``out_dir`` atomically: the model (or adapter and its base), tokenizer, the
+    exported states and ``train_summary.json``."""
     def write(tmp: Path) -> None:
-        final_model.save_pretrained(tmp)
+        model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         if args.method == "lora":
             base = str(base_dir) if base_dir else None
@@ -440,13 +472,6 @@ def train(model_dir: Path | None, tokenizer, examples: list[dict], out_dir: Path
         atomic_write_text(tmp / SUMMARY_NAME, json.dumps(summary, indent=2, default=_json_default))
 
     _atomic_save_dir(out_dir, write)
-    if not args.keep_checkpoints:
-        for ck in work_dir.glob("checkpoint-*"):
-            shutil.rmtree(ck, ignore_errors=True)
-        shutil.rmtree(states_dir, ignore_errors=True)
-    logf(f"wrote {out_dir} ({state.global_step} steps, final loss {summary['final_loss']}, "
-         f"{summary['wall_s']:.1f} s)")
-    return out_dir
 
 
 def check_lengths(tokenizer, examples: Sequence[Mapping[str, Any]], max_length: int) -> None:

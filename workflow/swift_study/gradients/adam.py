@@ -3,7 +3,7 @@ for a per-example gradient, from a model state's saved moments."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 
@@ -25,7 +25,7 @@ class AdamState:
 
     @classmethod
     def from_export(cls, exported: Mapping, **kw) -> "AdamState":
-        """From the dict :func:`swift_study.states.export_moments` writes and
+        """From the dict :func:`export_moments` writes and
         :func:`swift_study.states.load_moments` reads (``step``, ``betas``, ``eps``,
         ``moments[name] = {"exp_avg", "exp_avg_sq"}``); ``kw`` overrides betas/eps."""
         moments = {n: (v["exp_avg"], v["exp_avg_sq"]) for n, v in exported["moments"].items()}
@@ -36,13 +36,47 @@ class AdamState:
     def from_optimizer(cls, optimizer: torch.optim.Optimizer, model: torch.nn.Module,
                        **kw) -> "AdamState":
         """The moments of a live ``torch.optim.Adam(W)`` keyed by parameter name."""
-        from ..states import export_moments
-
         return cls.from_export(export_moments(model, optimizer), **kw)
 
     def __call__(self, grads: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return adam_precondition(grads, self.moments, self.step, self.betas, self.eps,
                                  self.bias_correction)
+
+
+def unwrap_optimizer(opt):
+    """The torch optimizer inside accelerate's / transformers' wrappers."""
+    while hasattr(opt, "optimizer") and not isinstance(opt, torch.optim.Optimizer):
+        opt = opt.optimizer
+    return opt
+
+
+def export_moments(model: torch.nn.Module, optimizer) -> dict[str, Any]:
+    """The Adam moments of ``optimizer`` keyed by ``model``'s parameter names (tied
+    parameters under their first name), with step, betas, eps, lr and weight decay."""
+    opt = unwrap_optimizer(optimizer) if optimizer is not None else None
+    names = {id(p): n for n, p in model.named_parameters()}
+    moments: dict[str, dict[str, torch.Tensor]] = {}
+    step = 0
+    betas, eps, lr, wd = (0.9, 0.999), 1e-8, 0.0, 0.0
+    if opt is not None:
+        group0 = opt.param_groups[0]
+        betas = tuple(float(b) for b in group0.get("betas", betas))
+        eps = float(group0.get("eps", eps))
+        lr = float(group0.get("lr", lr))
+        wd = float(group0.get("weight_decay", wd))
+        for group in opt.param_groups:
+            for p in group["params"]:
+                st = opt.state.get(p)
+                if not st or "exp_avg" not in st:
+                    continue
+                name = names.get(id(p))
+                if name is None:
+                    continue
+                moments[name] = {"exp_avg": st["exp_avg"].detach().to("cpu", copy=True),
+                                 "exp_avg_sq": st["exp_avg_sq"].detach().to("cpu", copy=True)}
+                s = st.get("step", 0)
+                step = int(s.item() if torch.is_tensor(s) else s)
+    return {"step": step, "betas": betas, "eps": eps, "lr": lr, "weight_decay": wd, "moments": moments}
 
 
 def adam_precondition(grads: Mapping[str, torch.Tensor],
