@@ -5,6 +5,7 @@
     swift-study check-model DIR
     swift-study config-docs            # regenerate config/README.md from the schema
     swift-study bench [benchmark arguments...]
+    swift-study replicate --seeds S1 S2 S3 [--preset P] [--root DIR] [--reuse S=DIR] [snakemake arguments...]
 
 ``run`` calls Snakemake on the project's ``Snakefile`` with ``--cores all`` (unless
 given) and the preset's config file; every other argument goes to Snakemake
@@ -16,6 +17,11 @@ line by line, user strategies, probe pools, a local model directory) without run
 anything; ``check-model`` checks one local Hugging Face model directory (config,
 weights that load, tokenizer, vocabulary against the embedding, special tokens) and
 prints what it found. Both print one line per problem and exit 1 on the first.
+
+``replicate`` runs the whole study once per seed (``--config seed=S results=ROOT/seed-S``,
+one after the other; ``--reuse S=DIR`` takes a finished results directory instead) and
+writes the replicate table, the combined test and the sign stability of significant
+cells to ``ROOT`` (default ``results/replicates``; :mod:`swift_study.replicates`).
 """
 
 from __future__ import annotations
@@ -106,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     model.add_argument("model_dir")
     sub.add_parser("config-docs", help="write config/README.md from the config schema")
     sub.add_parser("bench", help="gradient-engine benchmark (benchmarks/bench_gradients.py)")
+    rep = sub.add_parser("replicate", help="the whole study for several seeds, and the combined test")
+    rep.add_argument("--seeds", nargs="+", type=int, required=True, help="whole-study seeds (N >= 2)")
+    rep.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    rep.add_argument("--root", default="results/replicates", help="where the replicates and tables go")
+    rep.add_argument("--reuse", nargs="*", default=[], metavar="SEED=DIR",
+                     help="finished results directories of some seeds (not rerun)")
     args, extra = parser.parse_known_args(argv)
     set_offline()
     from .errors import SwiftStudyError
@@ -142,7 +154,37 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "replicate":
+        return replicate(args, extra)
     return subprocess.call([sys.executable, str(ROOT / "benchmarks" / "bench_gradients.py"), *extra])
+
+
+def replicate(args: argparse.Namespace, extra: list[str]) -> int:
+    """``swift-study replicate``: run (or reuse) one whole study per seed, then the tables."""
+    from .atomic import atomic_write_text
+    from .replicates import replicate_markdown, replicate_tables
+
+    root = Path(args.root)
+    reuse = dict(item.split("=", 1) for item in args.reuse)
+    runs = {}
+    for seed in args.seeds:
+        out = reuse.get(str(seed)) or str(root / f"seed-{seed}")
+        if str(seed) not in reuse:
+            code = subprocess.call(snakemake_command(args.preset, [*extra, "--config", f"seed={seed}",
+                                                                   f"results={out}"]))
+            if code:
+                return code
+        runs[str(seed)] = out
+    per, combined, cells = replicate_tables(runs)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, df in (("replicates", per), ("combined", combined), ("cells", cells)):
+        df.to_csv(root / f"{name}.csv", index=False)
+    atomic_write_text(root / "replicates.md", replicate_markdown(per, combined, cells))
+    from .figures import plot_replicates
+
+    plot_replicates(per, combined, root / "replicates.png", root / "replicates.pdf")
+    print(f"wrote {root}/replicates.md")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

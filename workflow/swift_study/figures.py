@@ -617,3 +617,57 @@ def plot_budget(table: pd.DataFrame, out_png: str | Path | None, out_pdf: str | 
         fig.tight_layout()
         _save_both(fig, out_png, out_pdf)
         return fig
+
+
+def plot_pretraining_curve(curve: list[dict], out_png: str | Path | None, out_pdf: str | Path | None = None) -> Figure:
+    """The base model's learning curve: exact match against pretraining tokens, one panel
+    per mode (``direct``, ``worked``), one line per task (mean over languages and
+    difficulty settings)."""
+    df = pd.DataFrame(curve)
+    modes = ["direct", "worked"]
+    with rc_context(_rc()):
+        fig = Figure(figsize=(10, 4), layout="constrained")
+        axes = fig.subplots(1, 2, sharey=True)
+        for ax, mode in zip(axes, modes):
+            sub = df[df["mode"] == mode]
+            for task, g in sub.groupby("task"):
+                m = g.groupby("tokens")["em"].mean()
+                ax.plot(m.index / 1e6, m.to_numpy(), marker=".", label=_safe(str(task)))
+            ax.set_title(_safe(f"{mode}: " + ("result right after the query" if mode == "direct"
+                                              else "steps, then the result")))
+            ax.set_xlabel("Pretraining tokens (millions)")
+            ax.set_ylim(-0.03, 1.03)
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("Exact match (held-out queries)")
+        axes[1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+        _save_both(fig, out_png, out_pdf)
+    return fig
+
+
+def plot_replicates(per: pd.DataFrame, combined: pd.DataFrame, out_png: str | Path | None,
+                    out_pdf: str | Path | None = None) -> Figure:
+    """Spearman rho of the default configuration per whole-study seed, one panel per pairing,
+    the combined (mean) rho and its stratified permutation p in the title."""
+    pairings = list(dict.fromkeys(per["pairing"]))
+    with rc_context(_rc()):
+        fig = Figure(figsize=(4 * len(pairings), 3.4), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, len(pairings), sharey=True))
+        for ax, pairing in zip(axes, pairings):
+            sub = per[per["pairing"] == pairing]
+            x = np.arange(len(sub))
+            ax.bar(x, sub["spearman"].to_numpy(float), color=["tab:blue" if p < 0.05 else "tab:gray"
+                                                              for p in sub["p_value"].to_numpy(float)])
+            for xi, (rho, p) in enumerate(zip(sub["spearman"], sub["p_value"])):
+                ax.annotate(f"p={p:.3f}", (xi, rho), ha="center", va="bottom" if rho >= 0 else "top",
+                            fontsize=8)
+            ax.set_xticks(x, [f"seed {r}" for r in sub["replicate"]])
+            c = combined[combined["pairing"] == pairing].iloc[0]
+            ax.axhline(c["mean_spearman"], color="black", linestyle="--", linewidth=1)
+            ax.set_title(_safe(f"{pairing}: mean rho {c['mean_spearman']:.2f}, combined p "
+                               f"{c['stratified_permutation_p']:.3g}"), fontsize=9)
+            ax.axhline(0, color="black", linewidth=0.6)
+            ax.set_ylim(-1, 1)
+            ax.grid(axis="y", alpha=0.3)
+        axes[0].set_ylabel("Spearman rho (prediction vs outcome)")
+        _save_both(fig, out_png, out_pdf)
+    return fig
