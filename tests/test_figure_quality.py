@@ -213,3 +213,62 @@ def test_every_figure_shares_one_style(tmp_path, strict_glyphs):
         assert fig.get_layout_engine() is not None, name
         assert fig.get_dpi() == 100, name
         assert {t.get_fontfamily()[0] for t, _ in text_boxes(fig)} <= {"DejaVu Sans"}, name
+
+
+def test_every_paper_figure_redraws_from_its_stored_csv(tmp_path, strict_glyphs):
+    """What `snakemake figures` runs (workflow/scripts/paper_figure.py): each figure from the
+    CSV files the workflow stores, written and read back as the rules do."""
+    from swift_study.figures import PAPER_FIGURES, render_stored
+
+    study_scores("cot", TINY_STATES).to_csv(tmp_path / "cot.csv", index=False)
+    acc = state_accuracy_frame(TINY_STATES)
+    acc.index.name = "state"
+    acc.to_csv(tmp_path / "state_accuracy.csv", float_format="%.4f")
+    validation_frame(["cot", "corrupt"]).to_csv(tmp_path / "validation.csv", index=False)
+    align = alignment_frame(["cot", "corrupt"])
+    other = align.assign(agree=1.0 - align["agree"])  # other rows agree elsewhere: the filter matters
+    pd.concat([(align if (s, p) == ("aggregate", "relative") else other).assign(state=s, pairing=p)
+               for s in ("base", "aggregate") for p in ("relative", "own")]
+              ).to_csv(tmp_path / "alignment.csv", index=False)
+    league_frame().to_csv(tmp_path / "league.csv", index=False)
+    points, lds = lds_frames()
+    points.to_csv(tmp_path / "lds_points.csv", index=False)
+    lds.to_csv(tmp_path / "lds.csv", index=False)
+    budget_frame().to_csv(tmp_path / "budget.csv", index=False)
+    inputs = {"swift": {"scores": tmp_path / "cot.csv"}, "state_accuracy": {"csv": tmp_path / "state_accuracy.csv"},
+              "validation": {"validation": tmp_path / "validation.csv"},
+              "alignment": {"alignment": tmp_path / "alignment.csv"}, "league": {"league": tmp_path / "league.csv"},
+              "lds": {"points": tmp_path / "lds_points.csv", "scores": tmp_path / "lds.csv"},
+              "budget": {"budget": tmp_path / "budget.csv"}}
+    assert set(inputs) == set(PAPER_FIGURES)
+    for name in PAPER_FIGURES:
+        fig = render_stored(name, inputs[name], tmp_path / f"{name}.png", tmp_path / f"{name}.pdf", n_perm=50)
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000 and (tmp_path / f"{name}.pdf").stat().st_size > 5_000
+        assert text_overlaps(fig) == [], name
+    stored = alignment_stats(align, n_perm=50)
+    assert stored["n_agree"] != alignment_stats(other, n_perm=50)["n_agree"]
+    title = render_stored("alignment", inputs["alignment"], None, None, n_perm=50).axes[0].get_title()
+    assert f"agreement {stored['n_agree']}/{stored['n_cells']}" in title, title  # the aggregate, relative rows
+
+
+def test_each_paper_figure_has_its_rule_reading_stored_results_only():
+    """workflow/rules/figures.smk: one rule per figure, each through paper_figure.py with a
+    figure name render_stored knows, its inputs CSV files (and the plotting code)."""
+    from pathlib import Path
+
+    from swift_study.figures import PAPER_FIGURES
+
+    smk = (Path(__file__).resolve().parents[1] / "workflow" / "rules" / "figures.smk").read_text(encoding="utf-8")
+    rules = re.split(r"^rule ", smk, flags=re.M)[1:]
+    drawn = set()
+    for chunk in rules:
+        name = chunk.split(":", 1)[0]
+        if name == "figures":
+            assert "figure_outputs" in chunk
+            continue
+        assert 'script:\n        "../scripts/paper_figure.py"' in chunk, name
+        drawn.add(re.search(r'figure="(\w+)"', chunk).group(1))
+        inputs = re.search(r"input:\n(.*?)\n    output:", chunk, flags=re.S).group(1)
+        for line in inputs.strip().splitlines():
+            assert line.strip().endswith(('.csv",', "code=FIGURE_CODE,")), (name, line)
+    assert drawn == set(PAPER_FIGURES)

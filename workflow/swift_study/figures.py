@@ -858,3 +858,45 @@ def plot_budget(table: pd.DataFrame, out_png: str | Path | None, out_pdf: str | 
         fig.legend(handles, names, loc="outside lower center", ncol=3, frameon=False)
         _finish(fig, out_png, out_pdf)
         return fig
+
+
+# ------------------------------------------------------------ from stored results
+
+PAPER_FIGURES: tuple[str, ...] = ("swift", "state_accuracy", "validation", "alignment", "league", "lds", "budget")
+
+
+def render_stored(figure: str, inputs: Mapping[str, str | Path], out_png: str | Path | None,
+                  out_pdf: str | Path | None, metric: str = "em", n_perm: int = 1000, seed: int = 0) -> Figure:
+    """Draw one paper figure from the stored CSV results alone (no model, no retraining).
+
+    ``figure`` (one of :data:`PAPER_FIGURES`) and its ``inputs``:
+
+    * ``swift``: ``scores`` (``swift/scores/<study>.csv``);
+    * ``state_accuracy``: ``csv`` (``model/state_accuracy.csv``);
+    * ``validation``: ``validation`` (``validation/validation.csv``), drawn for ``metric``;
+    * ``alignment``: ``alignment`` (``validation/alignment.csv``): the aggregate, relative
+      pairing, with the agreement statistics (``n_perm`` permutations, ``seed``) recomputed
+      from the stored cells exactly as the alignment rule computes them;
+    * ``league``: ``league`` (``alignment/league.csv``);
+    * ``lds``: ``points`` and ``scores`` (``alignment/lds_points.csv``, ``alignment/lds.csv``);
+    * ``budget``: ``budget`` (``budget/budget.csv``).
+    """
+    if figure == "swift":
+        return plot_study(pd.read_csv(inputs["scores"]), out_png, out_pdf)
+    if figure == "state_accuracy":
+        return plot_state_accuracy(pd.read_csv(inputs["csv"], index_col=0), out_png, out_pdf)
+    if figure == "validation":
+        return plot_validation(pd.read_csv(inputs["validation"]), out_png, out_pdf, metric=metric)
+    if figure == "alignment":
+        from .alignment import alignment_stats
+
+        align = pd.read_csv(inputs["alignment"])
+        agg = align[(align["state"] == AGGREGATE) & (align["pairing"] == "relative")].drop(columns="state")
+        return plot_alignment(agg, out_png, out_pdf, stats=alignment_stats(agg, n_perm=n_perm, seed=seed))
+    if figure == "league":
+        return plot_league(pd.read_csv(inputs["league"]), out_png, out_pdf)
+    if figure == "lds":
+        return plot_lds(pd.read_csv(inputs["points"]), pd.read_csv(inputs["scores"]), out_png, out_pdf)
+    if figure == "budget":
+        return plot_budget(pd.read_csv(inputs["budget"]), out_png, out_pdf)
+    raise DataError(f"unknown figure {figure!r}; one of {', '.join(PAPER_FIGURES)}")
