@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from html import unescape
 from pathlib import Path
 
 from .errors import SwiftStudyError
@@ -107,8 +108,7 @@ def check_report(report: str | Path, screenshot: str | Path | None = None,
             result.problems.append(f"Chromium did not load the page (exit {dom.returncode}): "
                                    f"{dom.stderr.strip()[-500:]}")
             return result
-        seen = json.loads(found.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
-                          .replace("&amp;", "&"))
+        seen = json.loads(unescape(found.group(1)))
         result.images, result.sections = seen["images"], seen["sections"]
         if not result.images:
             result.problems.append("no image in the report")
