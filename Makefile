@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE=1
 export HF_DATASETS_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 
-.PHONY: run test bench setup dry-run report clean check docs
+.PHONY: run test bench setup dry-run report clean check docs figures check-report chromium
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,23 @@ docs: setup
 
 report: setup
 	$(SNAKE) --workflow-profile workflow/profiles/default --cores $(CORES) results/report.html
+
+# every paper figure redrawn from the stored results (seconds; run after `make run`)
+FIGURE_RULES := swift_figure state_accuracy_figure validation_figure alignment_figure league_figure lds_figure budget_figure
+figures: setup
+	$(SNAKE) --workflow-profile workflow/profiles/default --cores $(CORES) figures --forcerun $(FIGURE_RULES)
+
+# Chromium for the report check: Debian's package, installed when missing and we are root
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  { echo "Chromium is missing: apt-get install -y chromium (as root)"; exit 1; }
+
+# the tiny preset's report opened in headless Chromium: every image loaded, every section
+# present, a full-page screenshot in results-tiny/report.png
+check-report: setup chromium
+	$(SNAKE) --workflow-profile workflow/profiles/default --cores $(CORES) --configfile config/tiny.yaml results-tiny/report.html
+	$(PY) -m swift_study.browser results-tiny/report.html results-tiny/report.png
 
 clean:
 	rm -rf results results-tiny .snakemake

@@ -16,6 +16,7 @@ include: "workflow/rules/validation.smk"
 include: "workflow/rules/league.smk"
 include: "workflow/rules/budget.smk"
 include: "workflow/rules/lds.smk"
+include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -1,5 +1,6 @@
 """The whole chain through Snakemake on the `tiny` preset, in a temporary directory."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -100,6 +101,45 @@ def test_rerun_is_a_no_op_and_new_probes_rerun_the_swift_side_only(tiny_run):
     rules = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
     assert {"study_sets", "state_features", "score_study", "alignment"} <= rules
     assert not rules & {"finetune", "warmup", "pretrain", "evaluate"}  # retraining does not depend on probes
+
+
+@pytest.mark.slow
+def test_figures_redraw_from_stored_results_readably(tiny_run):
+    """`snakemake figures` runs the figure rules alone (stored CSVs in, nothing upstream), and
+    every figure of the tiny run has no overlapping text and no missing glyph."""
+    import warnings
+
+    from swift_study.figures import render_stored, text_overlaps
+
+    work = tiny_run.parent
+    figure_rules = ["swift_figure", "state_accuracy_figure", "validation_figure", "alignment_figure", "league_figure"]
+    proc = _snakemake(work, "-n", "figures", "--forcerun", *figure_rules)
+    rules = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
+    assert rules == set(figure_rules) | {"figures"}, rules
+    _snakemake(work, "figures", "--forcerun", *figure_rules)
+    assert (tiny_run / "figures/state_accuracy.pdf").stat().st_size > 0
+    r = tiny_run
+    stored = [("swift", {"scores": r / "swift/scores/cot.csv"}), ("swift", {"scores": r / "swift/scores/corrupt.csv"}),
+              ("state_accuracy", {"csv": r / "model/state_accuracy.csv"}),
+              ("validation", {"validation": r / "validation/validation.csv"}),
+              ("alignment", {"alignment": r / "validation/alignment.csv"}), ("league", {"league": r / "alignment/league.csv"})]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a missing glyph warns
+        for name, inputs in stored:
+            fig = render_stored(name, inputs, None, None, n_perm=200, seed=7)
+            assert text_overlaps(fig) == [], name
+
+
+@pytest.mark.slow
+def test_the_tiny_report_in_a_real_browser(tiny_run):
+    """Headless Chromium: every image of the report loaded, every section there, a screenshot."""
+    from swift_study.browser import check_report, find_chromium
+
+    if find_chromium() is None and os.environ.get("SWIFT_REQUIRE_CHROMIUM") != "1":
+        pytest.skip("no Chromium (apt-get install -y chromium)")
+    res = check_report(tiny_run / "report.html", tiny_run / "report.png")
+    assert res.ok, res.problems
+    assert len(res.images) >= 6  # league, the two studies, model states, validation, alignment
 
 
 @pytest.mark.slow

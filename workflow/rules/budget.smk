@@ -154,8 +154,8 @@ rule budget_train:
 
 
 rule budget_table:
-    """budget.csv (exact match per selector, budget, seed and eval cell), the LTD verdict and
-    the budget-curve figure."""
+    """budget.csv (exact match per selector, budget, seed and eval cell) and the LTD verdict
+    (the budget-curve figure: rule budget_figure)."""
     input:
         records=f"{R}/data/eval/qa.jsonl",
         start=f"{R}/eval/state-{BUDGET['start_state']}/samples.jsonl",
@@ -168,8 +168,6 @@ rule budget_table:
         csv=f"{R}/budget/budget.csv",
         ltd=f"{R}/budget/ltd.csv",
         md=f"{R}/budget/budget.md",
-        png=f"{R}/figures/budget.png",
-        pdf=f"{R}/figures/budget.pdf",
     params:
         runs=BUDGET_RUNS,
         seeds=BUDGET["seeds"],

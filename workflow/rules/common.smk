@@ -26,6 +26,7 @@ config.clear()
 config.update(_validated)
 
 R = config["results"]
+FIGURE_CODE = str(Path(workflow.basedir) / "workflow" / "swift_study" / "figures.py")  # plotting and style
 STUDIES = [s["name"] for s in config["studies"]]
 STUDY = {s["name"]: s for s in config["studies"]}
 STRATEGIES = list(dict.fromkeys(s["strategy"] for s in config["studies"]))
@@ -195,3 +196,14 @@ def budget_report_inputs(wildcards):
 def lds_report_inputs(wildcards):
     """The LDS figure and summary for the report, once `snakemake lds` made them."""
     return _if_made([f"{R}/figures/lds.png", f"{R}/alignment/lds.md"])
+
+
+def figure_outputs(wildcards):
+    """Every paper figure (PNG and PDF) whose stored results exist or are part of the
+    default run; the LDS and budget figures once their tables are stored."""
+    names = [f"swift_{study}" for study in STUDIES] + ["state_accuracy", "validation", "alignment", "league"]
+    if all(os.path.exists(f) for f in (f"{R}/alignment/lds.csv", f"{R}/alignment/lds_points.csv")):
+        names.append("lds")
+    if os.path.exists(f"{R}/budget/budget.csv"):
+        names.append("budget")
+    return [f"{R}/figures/{name}.{ext}" for name in names for ext in ("png", "pdf")]

@@ -63,7 +63,7 @@ rule lds_train:
 
 rule lds_table:
     """LDS per eval task and its mean, for the default swift configuration and the league's
-    best, and the predicted-vs-measured figure."""
+    best, with the points of the predicted-vs-measured figure (rule lds_figure)."""
     input:
         fractions=f"{R}/lds/fractions.csv",
         sets=expand(f"{R}/lds/data/{{model}}.jsonl", model=LDS_MODELS),
@@ -77,8 +77,6 @@ rule lds_table:
         csv=f"{R}/alignment/lds.csv",
         points=f"{R}/alignment/lds_points.csv",
         md=f"{R}/alignment/lds.md",
-        png=f"{R}/figures/lds.png",
-        pdf=f"{R}/figures/lds.pdf",
     params:
         models=LDS_MODELS,
         seeds=config["lds"]["seeds"],

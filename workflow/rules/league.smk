@@ -56,8 +56,6 @@ rule league:
         csv=f"{R}/alignment/league.csv",
         md=f"{R}/alignment/league.md",
         grid=f"{R}/alignment/league_scores.csv",
-        png=f"{R}/figures/league.png",
-        pdf=f"{R}/figures/league.pdf",
     params:
         studies=[STUDY[s] for s in STUDIES],
         states=STATES,

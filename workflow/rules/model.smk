@@ -77,13 +77,13 @@ rule warmup:
 
 
 rule state_accuracy:
-    """Per-task plain-QA exact match of every model state (lm-eval), table and figure."""
+    """Per-task plain-QA exact match of every model state (lm-eval); its figure: rule
+    state_accuracy_figure."""
     input:
         evals=expand(f"{R}/eval/state-{{state}}/samples.jsonl", state=STATES),
         records=f"{R}/data/eval/qa.jsonl",
     output:
         csv=f"{R}/model/state_accuracy.csv",
-        png=f"{R}/figures/state_accuracy.png",
     params:
         states=STATES,
     log:

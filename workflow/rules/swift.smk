@@ -92,36 +92,6 @@ rule swift_summary:
         "../scripts/swift_summary.py"
 
 
-rule swift_figure:
-    """The paper's swift-study figure for one strategy, from stored scores alone."""
-    input:
-        f"{R}/swift/scores/{{study}}.csv",
-    output:
-        png=f"{R}/figures/swift_{{study}}.png",
-        pdf=f"{R}/figures/swift_{{study}}.pdf",
-    params:
-        study=lambda w: STUDY[w.study],
-    log:
-        f"{R}/logs/swift_figure/{{study}}.log",
-    benchmark:
-        f"{R}/benchmarks/swift_figure/{{study}}.tsv"
-    threads: 1
-    resources:
-        mem_mb=1000,
-    conda:
-        "../../envs/swift.yaml"
-    script:
-        "../scripts/swift_figure.py"
-
-
-rule figures:
-    """All figures (`snakemake figures`)."""
-    input:
-        expand(f"{R}/figures/swift_{{study}}.{{ext}}", study=STUDIES, ext=["png", "pdf"]),
-        f"{R}/figures/state_accuracy.png",
-        f"{R}/figures/alignment.png",
-
-
 rule swift:
     """The whole swift study (`snakemake swift`)."""
     input:

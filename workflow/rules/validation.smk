@@ -127,10 +127,6 @@ rule alignment:
         costs=f"{R}/validation/costs.csv",
         flops=f"{R}/validation/flops.csv",
         summary=f"{R}/validation/alignment.md",
-        png=f"{R}/figures/alignment.png",
-        pdf=f"{R}/figures/alignment.pdf",
-        validation_png=f"{R}/figures/validation.png",
-        validation_pdf=f"{R}/figures/validation.pdf",
     params:
         studies=config["studies"],
         models=VAL_MODELS,

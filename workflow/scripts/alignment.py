@@ -1,4 +1,4 @@
-"""Snakemake script: validation effects, alignment with the swift study, cost table, figure."""
+"""Snakemake script: validation effects, alignment with the swift study, cost table (figures: paper_figure.py)."""
 from pathlib import Path
 
 import pandas as pd
@@ -8,7 +8,6 @@ from swift_study.atomic import atomic_write_text
 from swift_study.costs import StudyShape, cost_table, flop_table, saved_model_parameters
 from swift_study.encoding import encode_pair
 from swift_study.evaluation import generation_table, load_samples
-from swift_study.figures import plot_alignment, plot_validation
 from swift_study.records import read_jsonl
 from swift_study.runner import run
 from swift_study.tokenizer import load_tokenizer
@@ -59,7 +58,6 @@ def main(smk, log):
     boot = p.bootstrap
     val = validation_effects(samples, p.studies, boot["n_boot"], boot["confidence"], p.seed, p.metric)
     val.to_csv(smk.output.validation, index=False)
-    plot_validation(val, smk.output.validation_png, smk.output.validation_pdf, metric=p.metric)
     swift = pd.read_csv(smk.input.swift)
     tables, lines = [], ["| pairing | state | cells | agree | agreement rate | Spearman rho | permutation p |",
                          "|---|---|---|---|---|---|---|"]
@@ -81,8 +79,6 @@ def main(smk, log):
     costs.to_csv(smk.output.costs, index=False)
     flops = flop_table(study_shape(smk, p, records, samples), saved_model_parameters(p.start_state_dir))
     flops.to_csv(smk.output.flops, index=False)
-    agg = align[(align["state"] == "aggregate") & (align["pairing"] == "relative")]
-    plot_alignment(agg, smk.output.png, smk.output.pdf, stats=headline["relative"])
     md = ["# Alignment of the swift study with the validation study", "",
           "Pairings (docs/method.md): relative: d = s_S - s_B (RelInf - 1) predicts Delta_ctrl (vs the same-size "
           "plain-QA control); own: s_S predicts Delta_B (vs M_B). Cells: studies x (in, cross, each eval task). "

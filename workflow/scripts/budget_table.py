@@ -1,4 +1,4 @@
-"""Snakemake script: the budget table (budget.csv), the LTD verdict and the budget curve."""
+"""Snakemake script: the budget table (budget.csv) and the LTD verdict (the budget curve: paper_figure.py)."""
 import json
 
 import pandas as pd
@@ -6,7 +6,6 @@ import pandas as pd
 from swift_study.atomic import atomic_write_text
 from swift_study.budget import budget_markdown, budget_table, ltd_claim
 from swift_study.evaluation import load_samples
-from swift_study.figures import plot_budget
 from swift_study.records import read_jsonl
 from swift_study.runner import run
 
@@ -35,7 +34,6 @@ def main(smk, log):
     atomic_write_text(smk.output.ltd, claim.to_csv(index=False, float_format="%.6g"))
     md = budget_markdown(table, claim, b["ltd_fraction"])
     atomic_write_text(smk.output.md, md)
-    plot_budget(table, smk.output.png, smk.output.pdf)
     log.info("\n%s", md)
 
 

@@ -3,7 +3,6 @@ import pandas as pd
 
 from swift_study.atomic import atomic_write_text
 from swift_study.evaluation import load_samples
-from swift_study.figures import plot_lds
 from swift_study.lds import lds_predictions, lds_scores, task_inflows
 from swift_study.records import read_jsonl
 from swift_study.runner import run
@@ -38,7 +37,6 @@ def main(smk, log):
     atomic_write_text(smk.output.csv, scores[["config", "task", "lds", "n_models"]].to_csv(index=False,
                                                                                          float_format="%.6g"))
     atomic_write_text(smk.output.points, points.to_csv(index=False, float_format="%.6g"))
-    plot_lds(points, scores, smk.output.png, smk.output.pdf)
     md = ["# Strategy-level LDS", "",
           f"{len(p.models)} retrainings on D_B plus random fractions of every study's strategy data "
           f"({n_seeds} seed(s) each); LDS_t = Spearman over retrainings of the swift prediction "

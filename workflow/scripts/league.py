@@ -2,7 +2,6 @@
 import pandas as pd
 
 from swift_study.atomic import atomic_write_text
-from swift_study.figures import plot_league
 from swift_study.ekfac import EKFAC
 from swift_study.gradients import check_compatible, concat_features, featurize
 from swift_study.influence import load_state_npz
@@ -60,7 +59,6 @@ def main(smk, log):
                           n_perm=p.n_perm, seed=p.seed)
     league.to_csv(smk.output.csv, index=False)
     atomic_write_text(smk.output.grid, grid.to_csv(index=False, float_format="%.8g"))  # every configuration's scores (LDS)
-    plot_league(league, smk.output.png, smk.output.pdf)
     best, default = league.iloc[0], league[league["default"]]
     md = ["# League table: which swift configuration predicts the retraining", "",
           f"{len(league)} rows = {league[['estimator', 'precondition', 'state']].drop_duplicates().shape[0]} "

@@ -1,8 +1,7 @@
-"""Snakemake script: per-task exact match of each model state (table and figure)."""
+"""Snakemake script: per-task exact match of each model state (the figure: paper_figure.py)."""
 import pandas as pd
 
 from swift_study.evaluation import accuracy_by_task, load_samples
-from swift_study.figures import plot_state_accuracy
 from swift_study.records import read_jsonl
 from swift_study.runner import run
 
@@ -13,7 +12,6 @@ def main(smk, log):
                         for state, path in zip(smk.params.states, smk.input.evals)}).T
     acc.index.name = "state"
     acc.to_csv(smk.output.csv, float_format="%.4f")
-    plot_state_accuracy(acc, smk.output.png)
     log.info("\n%s", acc.round(3).to_string())
 
 

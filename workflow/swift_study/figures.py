@@ -1,10 +1,20 @@
 """Figures of the swift study and of its alignment with the validation study.
 
 Pure matplotlib on the Agg canvas (no pyplot, no display, no global backend
-switch). Labels are bilingual (English + Chinese) when a font with the CJK glyphs
-is installed (Noto Sans CJK, Source Han Sans, WenQuanYi, Droid Sans Fallback,
-AR PL ...); otherwise English only, and any other character the fonts lack is
-replaced by ``?`` so matplotlib never warns about missing glyphs. Files are
+switch), one style for every figure (:func:`style`, constrained layout, PNG and
+PDF). Labels are bilingual (English + Chinese): the CJK glyphs come from the
+font bundled in ``swift_study/fonts`` (Swift Sans SC, a GB2312 subset of Noto
+Sans SC under the SIL Open Font License), which matplotlib falls back to for
+every character DejaVu Sans lacks; an installed CJK font is the second choice
+and English only the last. Any other character the fonts lack is replaced by
+``?`` so matplotlib never warns about missing glyphs.
+
+Text never overlaps: point labels are placed where they touch no other text
+(:func:`_place_labels`), crowded tick labels are turned (:func:`_declutter_ticks`),
+and :func:`text_overlaps` (the check the tests run on every figure) lists any
+two pieces of text whose boxes, as matplotlib's renderer draws them, overlap.
+Axes are clipped to a sane range (:func:`_sane_range`); a point outside it is
+drawn at the edge as a triangle with its value written beside it. Files are
 written atomically (temporary file in the same folder, then renamed).
 
 * :func:`plot_study` -- RelInf per model state and the TracIn-CP aggregate,
@@ -12,7 +22,9 @@ written atomically (temporary file in the same folder, then renamed).
 * :func:`plot_alignment` -- RelInf vs validation Delta per cell;
 * :func:`plot_validation` -- the validation effects Delta_B and Delta_ctrl of
   every cell (in, cross, each eval task), one panel per study;
-* :func:`plot_state_accuracy` -- per-task exact match of each model state.
+* :func:`plot_state_accuracy` -- per-task exact match of each model state;
+* :func:`plot_league`, :func:`plot_lds`, :func:`plot_budget` -- the league, the
+  strategy-level LDS and the data-budget curve.
 """
 
 from __future__ import annotations
@@ -25,9 +37,15 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 from matplotlib import font_manager, rc_context
+from matplotlib.axis import Axis
+from matplotlib.backend_bases import RendererBase
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.text import Annotation, Text
+from matplotlib.ticker import NullFormatter
+from matplotlib.transforms import Bbox
 
 from .errors import DataError
 from .metrics import METRICS
@@ -49,7 +67,8 @@ _ZH_TEXT = "".join(zh for _, zh in [*STRATEGY_NAMES.values(), *CONTEXT_NAMES.val
 _CJK_HINTS = ("CJK", "WenQuanYi", "Droid Sans Fallback", "AR PL", "Source Han", "Noto Sans SC",
               "Noto Serif SC", "SimHei", "SimSun", "YaHei", "PingFang", "Heiti", "Hiragino Sans GB")
 AGGREGATE = "aggregate"
-_DPI = 150
+_DPI = 200  # PNG resolution: sharp at print size (the PDF is vector)
+BUNDLED_CJK_FONT = Path(__file__).with_name("fonts") / "SwiftSansSC-Regular.otf"
 
 
 # ------------------------------------------------------------------------- fonts
@@ -67,8 +86,15 @@ def _charmap(path: str) -> frozenset[int]:
 
 @functools.lru_cache(maxsize=None)
 def cjk_font() -> str | None:
-    """Family name of an installed font that has every CJK glyph the labels use, or None."""
+    """Family name of a font with every CJK glyph the labels use, or None.
+
+    First the font bundled with the package (:data:`BUNDLED_CJK_FONT`, registered with
+    matplotlib's font manager here), so a fresh install needs no system font; then an
+    installed one (Noto Sans CJK, Source Han Sans, WenQuanYi, ...)."""
     need = {ord(c) for c in _ZH_TEXT}
+    if BUNDLED_CJK_FONT.is_file() and need <= _charmap(str(BUNDLED_CJK_FONT)):
+        font_manager.fontManager.addfont(str(BUNDLED_CJK_FONT))
+        return font_manager.FontProperties(fname=str(BUNDLED_CJK_FONT)).get_name()
     for entry in sorted(font_manager.fontManager.ttflist, key=lambda f: f.name):
         if any(h.lower() in entry.name.lower() for h in _CJK_HINTS):
             if need <= _charmap(entry.fname):
@@ -107,15 +133,193 @@ def strategy_label(strategy: str) -> str:
 
 
 def context_label(context: str) -> str:
+    """Display name of a context: ``in``/``cross`` bilingual, any other (``task:add``) as is."""
     return _bi(CONTEXT_NAMES[context]) if context in CONTEXT_NAMES else _safe(context)
 
 
-def _rc() -> dict[str, Any]:
-    fams = ["DejaVu Sans"]
-    if cjk_font():
-        fams.append(cjk_font())
-    return {"font.family": "sans-serif", "font.sans-serif": fams, "axes.unicode_minus": True,
-            "pdf.fonttype": 42, "svg.fonttype": "none"}
+def style() -> dict[str, Any]:
+    """The one style of every figure (matplotlib rcParams): DejaVu Sans with the CJK font
+    as the fallback for the glyphs it lacks, sizes readable at print size, light grids,
+    no top and right spines, fonts embedded as TrueType in the PDF."""
+    fams = ["DejaVu Sans"] + ([cjk_font()] if cjk_font() else [])
+    return {"font.family": fams, "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
+            "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8, "legend.title_fontsize": 8,
+            "figure.titlesize": 11, "axes.spines.top": False, "axes.spines.right": False,
+            "grid.alpha": 0.3, "axes.unicode_minus": True, "pdf.fonttype": 42, "svg.fonttype": "none",
+            "figure.constrained_layout.h_pad": 0.06, "figure.constrained_layout.w_pad": 0.06}
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A figure of the house style: constrained layout (titles, legends and labels never
+    pushed onto each other), on an Agg canvas."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+# ------------------------------------------------------------------ text layout
+
+
+def _draw(fig: Figure) -> RendererBase:
+    """Draw ``fig`` on its Agg canvas (the layout engine runs) and return the renderer."""
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _drawn_tick_labels(axis: Axis) -> list[Text]:
+    """The tick labels ``axis`` draws (ticks inside the view, labels switched on)."""
+    # Axis._update_ticks is what Axis.draw itself calls to pick the ticks inside the view
+    return [lab for tick in axis._update_ticks() for lab in (tick.label1, tick.label2)
+            if lab.get_visible() and lab.get_text().strip()]
+
+
+def _visible(t: Text) -> bool:
+    return t.get_visible() and (t.axes is None or t.axes.get_visible())
+
+
+def _text_boxes(fig: Figure, renderer: RendererBase) -> list[tuple[Text, Bbox]]:
+    """Each drawn piece of text of an already drawn ``fig`` and its box in pixels."""
+    axis_texts: set[int] = set()
+    texts: list[Text] = []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            ticks = axis.get_major_ticks() + axis.get_minor_ticks()
+            axis_texts.update(id(t) for tick in ticks for t in (tick.label1, tick.label2))
+            axis_texts.update((id(axis.label), id(axis.offsetText)))
+            if ax.get_visible() and ax.axison and axis.get_visible():
+                texts += _drawn_tick_labels(axis) + [axis.label, axis.offsetText]
+    texts += [t for t in fig.findobj(Text) if id(t) not in axis_texts]
+    out, seen = [], set()
+    for t in texts:
+        if id(t) in seen or not t.get_text().strip() or not _visible(t):
+            continue
+        seen.add(id(t))
+        box = _text_extent(t, renderer)
+        if box.width > 0 and box.height > 0:
+            out.append((t, box))
+    return out
+
+
+def text_boxes(fig: Figure) -> list[tuple[Text, Bbox]]:
+    """Every piece of text ``fig`` draws (titles, labels, tick labels in view, legend
+    entries, annotations) with its box in pixels, as matplotlib's renderer lays it out."""
+    return _text_boxes(fig, _draw(fig))
+
+
+def _overlap(a: Bbox, b: Bbox) -> float:
+    """Area (px²) shared by two boxes."""
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def text_overlaps(fig: Figure, tolerance_px: float = 1.0) -> list[tuple[str, str]]:
+    """Pairs of texts of ``fig`` whose boxes overlap by more than ``tolerance_px`` both
+    across and up (an empty list for a readable figure)."""
+    boxes = text_boxes(fig)
+    out = []
+    for i, (ta, a) in enumerate(boxes):
+        for tb, b in boxes[i + 1:]:
+            if min(a.x1, b.x1) - max(a.x0, b.x0) > tolerance_px and min(a.y1, b.y1) - max(a.y0, b.y0) > tolerance_px:
+                out.append((ta.get_text(), tb.get_text()))
+    return out
+
+
+def _declutter_ticks(fig: Figure) -> None:
+    """Turn the x tick labels of any axes where two of them overlap (30°, then 90°)."""
+    for angle in (30, 90):
+        renderer = _draw(fig)
+        crowded = False
+        for ax in fig.axes:
+            if not (ax.get_visible() and ax.axison):
+                continue
+            labels = _drawn_tick_labels(ax.xaxis)
+            boxes = [lab.get_window_extent(renderer) for lab in labels]
+            if any(_overlap(a, b) > 0 for i, a in enumerate(boxes) for b in boxes[i + 1:]):
+                crowded = True
+                ax.tick_params(axis="x", labelrotation=angle)
+                for lab in ax.xaxis.get_ticklabels(which="both"):
+                    lab.set(ha="right" if angle < 90 else "center", rotation_mode="anchor" if angle < 90 else "default")
+        if not crowded:
+            return
+
+
+def _ring_offsets() -> list[tuple[float, float]]:
+    """Offsets (points) tried around a point, nearest first: beside it, then on rings
+    further out (a thin leader line joins the label to its point from 14 points on)."""
+    out = [(6.0, 5.0), (6.0, -5.0), (-6.0, 5.0), (-6.0, -5.0), (0.0, 9.0), (0.0, -9.0)]
+    for radius in (14, 24, 36, 50, 66, 84, 104):
+        n = 8 + radius // 6
+        out += [(round(radius * math.cos(2 * math.pi * k / n), 1), round(radius * math.sin(2 * math.pi * k / n), 1))
+                for k in range(n)]
+    return out
+
+
+_OFFSETS = _ring_offsets()
+
+
+def _text_extent(t: Text, renderer: RendererBase) -> Bbox:
+    """Box of the text alone (an annotation's leader line left out)."""
+    if isinstance(t, Annotation):
+        t.update_positions(renderer)
+        return Text.get_window_extent(t, renderer)
+    return t.get_window_extent(renderer)
+
+
+def _set_offset(lab: Annotation, dx: float, dy: float) -> None:
+    lab.xyann = (dx, dy)
+    lab.set(ha="left" if dx > 2 else "right" if dx < -2 else "center",
+            va="bottom" if dy > 2 else "top" if dy < -2 else "center")
+
+
+def _place_labels(fig: Figure, labels: list[Annotation]) -> None:
+    """Move each point label (an annotation in offset points) to the first offset around
+    its point where it overlaps no other text and no labelled marker and stays inside its
+    axes (else the offset with the least overlap); a label set further than 14 points away gets a thin leader
+    line. Labels are left out of the layout, so placing them moves nothing else."""
+    if not labels:
+        return
+    for lab in labels:
+        lab.set_in_layout(False)
+    renderer = _draw(fig)
+    mine = {id(lab) for lab in labels}
+    taken = [b for t, b in _text_boxes(fig, renderer) if id(t) not in mine]
+    for lab in labels:  # the labelled markers themselves stay visible
+        px, py = lab.axes.transData.transform(lab.xy)
+        taken.append(Bbox.from_extents(px - 6, py - 6, px + 6, py + 6))
+    for lab in labels:
+        frame = lab.axes.get_window_extent(renderer) if lab.axes is not None else fig.bbox
+        best: tuple[float, float, float] | None = None
+        for dx, dy in _OFFSETS:
+            _set_offset(lab, dx, dy)
+            box = _text_extent(lab, renderer)
+            cost = box.width * box.height - _overlap(box, frame)
+            cost += sum(_overlap(box, b) for b in taken)
+            if best is None or cost < best[0]:
+                best = (cost, dx, dy)
+            if cost <= 0:
+                break
+        _, dx, dy = best
+        _set_offset(lab, dx, dy)
+        if math.hypot(dx, dy) >= 14:  # far from its point: the same label with a leader line
+            ax = lab.axes
+            lab.remove()
+            lab = ax.annotate(lab.get_text(), lab.xy, xytext=(dx, dy), textcoords="offset points",
+                                    fontsize=lab.get_fontsize(), color=lab.get_color(), ha=lab.get_ha(),
+                                    va=lab.get_va(), annotation_clip=False, bbox=_LABEL_BOX,
+                                    arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6,
+                                                "shrinkA": 0, "shrinkB": 3})
+            lab.set_in_layout(False)
+        taken.append(_text_extent(lab, renderer))
+
+
+def _finish(fig: Figure, out_png: str | Path | None, out_pdf: str | Path | None,
+            labels: list[Annotation] | None = None) -> None:
+    """Declutter the tick labels, place the point labels, save PNG and PDF."""
+    _declutter_ticks(fig)
+    _place_labels(fig, labels or [])
+    _save_both(fig, out_png, out_pdf)
 
 
 # ------------------------------------------------------------------------ saving
@@ -166,6 +370,44 @@ def _limits(values: list[float], must: list[float], frac: float = 0.12) -> tuple
     return lo - pad, hi + pad
 
 
+def _sane_range(points: list[float], must: list[float], intervals: list[float] = (), k: float = 6.0,
+                frac: float = 0.12) -> tuple[float, float]:
+    """Axis limits that show ``must`` and every point that is not far out, with the
+    intervals of those points (clipped to the same fences).
+
+    Far out: more than ``k`` robust spreads (the median absolute deviation, floored at 5%
+    of the median's size) from the median of the points and ``must``; a RelInf of -1000
+    beside points near 1 (a baseline near 0) is drawn at the edge instead of squashing
+    the others into a line."""
+    pts = [x for x in points if math.isfinite(x)]
+    if not pts:
+        return _limits([], list(must), frac)
+    ref = np.array(pts + list(must), dtype=float)
+    med = float(np.median(ref))
+    spread = max(float(np.median(np.abs(ref - med))), 0.05 * max(abs(med), 1.0))
+    lo_f, hi_f = med - k * spread, med + k * spread
+    kept = [x for x in pts if lo_f <= x <= hi_f]
+    ends = [min(max(x, lo_f), hi_f) for x in intervals if math.isfinite(x)]
+    return _limits(kept + ends, list(must), frac)
+
+
+_LABEL_BOX = {"boxstyle": "square,pad=0.05", "facecolor": "white", "alpha": 0.75, "linewidth": 0}
+
+
+def _off_scale(ax: Any, x: float, y: float, lo: float, hi: float, vertical: bool, color: str,
+               hollow: bool, value_label: str) -> Annotation:
+    """Draw a point beyond the axis range at its edge (a triangle pointing out) and write its
+    value beside it; returns the value label (placed later by :func:`_place_labels`)."""
+    v = y if vertical else x
+    edge = hi - 0.03 * (hi - lo) if v > hi else lo + 0.03 * (hi - lo)
+    pos = (x, edge) if vertical else (edge, y)
+    marker = ("^" if v > hi else "v") if vertical else (">" if v > hi else "<")
+    ax.plot([pos[0]], [pos[1]], marker=marker, ms=8, color=color, mfc="white" if hollow else color,
+            mew=1.4, ls="", zorder=4, clip_on=False)
+    return ax.annotate(_safe(value_label), pos, textcoords="offset points", xytext=(6, 5), fontsize=7.5,
+                       color=color, bbox=_LABEL_BOX)
+
+
 def _fmt(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{x:.3g}"
 
@@ -173,7 +415,7 @@ def _fmt(x: float) -> str:
 def _placeholder(fig: Figure, text: str) -> None:
     ax = fig.add_subplot(111)
     ax.set_axis_off()
-    ax.text(0.5, 0.5, _safe(text), ha="center", va="center", fontsize=13)
+    ax.text(0.5, 0.5, _safe(text), ha="center", va="center", fontsize=12)
 
 
 # -------------------------------------------------------------------- study plot
@@ -183,18 +425,18 @@ def plot_study(df_study: pd.DataFrame, out_png: str | Path | None, out_pdf: str 
                title: str | None = None) -> Figure:
     """The swift-study figure of one study (a :func:`swift_study.influence.score_study` table).
 
-    Top row: RelInf per model state (in order) and, set apart, the TracIn-CP
-    aggregate (diamond), with bootstrap intervals and a dashed line at 1; in-task
-    left, cross-task right. Bottom row: the inflows ``s_S`` and ``s_B`` with their
-    intervals (the aggregate shown as the weighted mean ``sum_k eta_k s_k /
-    sum_k eta_k`` so it sits on the per-state scale). Unstable cells (baseline
-    interval contains 0) get hollow markers on a hatched band; a RelInf outside
-    the plotted range is drawn at the edge as a triangle with its value.
-    Returns the figure (already saved).
+    One panel pair per context (in-task, cross-task, then each eval task; three to a
+    row). Upper panel: RelInf per model state (in order) and, set apart, the TracIn-CP
+    aggregate (diamond), with bootstrap intervals and a dashed line at 1. Lower panel:
+    the inflows ``s_S`` and ``s_B`` with their intervals (the aggregate shown as the
+    weighted mean ``sum_k eta_k s_k / sum_k eta_k`` so it sits on the per-state scale).
+    Unstable cells (baseline interval contains 0) get hollow markers on a hatched band;
+    a RelInf outside the panel's sane range (:func:`_sane_range`) is drawn at the edge
+    as a triangle with its value. Returns the figure (already saved).
     """
-    with rc_context(_rc()):
-        fig = Figure(figsize=(12, 7.8))
+    with rc_context(style()):
         if df_study is None or len(df_study) == 0:
+            fig = _figure(12, 7.8)
             _placeholder(fig, "No swift-study scores")
             _save_both(fig, out_png, out_pdf)
             return fig
@@ -209,20 +451,25 @@ def plot_study(df_study: pd.DataFrame, out_png: str | Path | None, out_pdf: str 
             xpos[AGGREGATE] = len(states) + 0.5
         contexts = [c for c in ("in", "cross") if (df_study["context"] == c).any()]
         contexts += [c for c in dict.fromkeys(df_study["context"]) if c not in contexts]
-
-        gs = fig.add_gridspec(2, len(contexts), height_ratios=[1.25, 1.0], hspace=0.12, wspace=0.22)
+        ncol = min(len(contexts), 3)
+        nrow = -(-len(contexts) // ncol)
+        panel_w = max(3.6, 0.75 * len(xpos) + 1.2)
+        fig = _figure(panel_w * ncol + 0.8, 4.4 * nrow + 1.4)
+        gs = fig.add_gridspec(2 * nrow, ncol, height_ratios=[1.25, 1.0] * nrow)
         any_unstable = False
         any_clipped = False
+        labels: list[Annotation] = []
         for j, ctx in enumerate(contexts):
+            row, colno = divmod(j, ncol)
             d = df_study[df_study["context"] == ctx]
-            ax = fig.add_subplot(gs[0, j])
-            ax2 = fig.add_subplot(gs[1, j], sharex=ax)
-            # RelInf limits: stable cells (points and intervals), all points, and 1.
-            stable = d[~d["unstable"].astype(bool)]
-            vals = [_f(v) for c in ("relinf", "relinf_lo", "relinf_hi") for v in stable[c]]
-            if not any(math.isfinite(v) for v in vals):
-                vals = [_f(v) for v in d["relinf"]]
-            ylo, yhi = _limits(vals, [1.0])
+            ax = fig.add_subplot(gs[2 * row, colno])
+            ax2 = fig.add_subplot(gs[2 * row + 1, colno], sharex=ax)
+            # RelInf range: the stable cells' points (all points if none is stable), 1, and
+            # the intervals of the points kept, far-out points drawn at the edge
+            unstable_rows = d["unstable"].astype(bool)
+            src = d[~unstable_rows] if (~unstable_rows).any() else d
+            ylo, yhi = _sane_range([_f(v) for v in src["relinf"]], [1.0],
+                                   [_f(v) for c in ("relinf_lo", "relinf_hi") for v in src[c]])
             ax.axhline(1.0, ls="--", color="0.35", lw=1.0, zorder=1)
             ax2.axhline(0.0, ls="--", color="0.35", lw=1.0, zorder=1)
             agg_w = _f(d.loc[d["state"] == AGGREGATE, "weight"].iloc[0]) if has_agg and "weight" in d else 1.0
@@ -244,14 +491,10 @@ def plot_study(df_study: pd.DataFrame, out_png: str | Path | None, out_pdf: str 
                 if math.isfinite(y):
                     if y > yhi or y < ylo:
                         any_clipped = True
-                        ye = yhi - 0.04 * (yhi - ylo) if y > yhi else ylo + 0.04 * (yhi - ylo)
-                        ax.plot([x], [ye], marker="^" if y > yhi else "v", ms=9, color=color,
-                                mfc="white" if unstable else color, zorder=4)
-                        ax.annotate(_fmt(y), (x, ye), textcoords="offset points", xytext=(7, -3),
-                                    fontsize=8, color=color)
+                        labels.append(_off_scale(ax, x, y, ylo, yhi, True, color, unstable, f"{y:.4g}"))
                     else:
-                        ax.errorbar([x], [y], yerr=_err(y, lo, hi), fmt=marker, ms=7, color=color,
-                                    mfc="white" if unstable else color, mew=1.5, capsize=4, lw=1.4,
+                        ax.errorbar([x], [y], yerr=_err(y, lo, hi), fmt=marker, ms=6, color=color,
+                                    mfc="white" if unstable else color, mew=1.4, capsize=3, lw=1.3,
                                     zorder=3)
                 # inflows; the aggregate as a weighted mean
                 scale = 1.0 / agg_w if is_agg and math.isfinite(agg_w) and agg_w != 0 else 1.0
@@ -260,29 +503,27 @@ def plot_study(df_study: pd.DataFrame, out_png: str | Path | None, out_pdf: str 
                     if math.isfinite(sy):
                         ax2.errorbar([x + off], [sy],
                                      yerr=_err(sy, _f(r[f"{key}_lo"]) * scale, _f(r[f"{key}_hi"]) * scale),
-                                     fmt="D" if is_agg else "s", ms=6, color=col,
-                                     mfc="white" if unstable else col, mew=1.4, capsize=3, lw=1.2, zorder=3)
+                                     fmt="D" if is_agg else "s", ms=5, color=col,
+                                     mfc="white" if unstable else col, mew=1.3, capsize=3, lw=1.1, zorder=3)
             ax.set_ylim(ylo, yhi)
             if has_agg:
                 for a in (ax, ax2):
                     a.axvline(len(states) - 0.25, color="0.6", ls=":", lw=1.0)
-            ax.set_title(context_label(ctx), fontsize=12)
+            n_in, n_cross = d["n_eval_in"].iloc[0], d["n_eval_cross"].iloc[0]
+            n_ev = d["n_eval"].iloc[0] if "n_eval" in d else (n_in if ctx == "in" else n_cross)
+            ax.set_title(f"{context_label(ctx)}\n{int(d['n_probes'].iloc[0])} probes, {int(n_ev)} eval examples")
             ax.tick_params(labelbottom=False)
-            ax.grid(axis="y", alpha=0.3)
-            ax2.grid(axis="y", alpha=0.3)
-            if j == 0:
+            ax.grid(axis="y")
+            ax2.grid(axis="y")
+            if colno == 0:
                 ax.set_ylabel(_bi(("RelInf = s_S / s_B", "相对影响")))
                 ax2.set_ylabel(_bi(("Inflow s", "流入")))
             ticks = [xpos[s] for s in states] + ([xpos[AGGREGATE]] if has_agg else [])
-            labels = [_safe(s) for s in states] + ([_bi(("aggregate", "聚合")) + "\nTracIn-CP"] if has_agg else [])
-            ax2.set_xticks(ticks)
-            ax2.set_xticklabels(labels, rotation=20 if len(states) > 4 else 0, ha="right" if len(states) > 4 else "center")
+            names = [_safe(s) for s in states] + ([_bi(("aggregate", "聚合")) + "\nTracIn-CP"] if has_agg else [])
+            ax2.set_xticks(ticks, names)
             ax2.set_xlim(-0.6, (xpos[AGGREGATE] if has_agg else len(states) - 1) + 0.6)
-            ax2.set_xlabel(_bi(("model state", "模型状态")))
-            n_in, n_cross = d["n_eval_in"].iloc[0], d["n_eval_cross"].iloc[0]
-            n_ev = d["n_eval"].iloc[0] if "n_eval" in d else (n_in if ctx == "in" else n_cross)
-            ax.text(0.01, 0.98, f"{int(d['n_probes'].iloc[0])} probes, {int(n_ev)} eval",
-                    transform=ax.transAxes, fontsize=8, va="top", color="0.35")
+            if j + ncol >= len(contexts):  # the lowest panel of its column
+                ax2.set_xlabel(_bi(("model state", "模型状态")))
 
         handles = [
             Line2D([], [], marker="o", color="tab:blue", ls="", label="RelInf (per state)"),
@@ -296,15 +537,13 @@ def plot_study(df_study: pd.DataFrame, out_png: str | Path | None, out_pdf: str 
         if any_clipped:
             handles.append(Line2D([], [], marker="^", color="0.4", ls="", label="RelInf off scale (value shown)"))
         conf = _f(df_study["confidence"].iloc[0]) if "confidence" in df_study else 0.95
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), frameon=False,
-                   bbox_to_anchor=(0.5, -0.02), fontsize=9)
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), frameon=False,
+                   title=f"error bars: {_fmt(100 * conf)}% bootstrap intervals (queries × eval examples); "
+                         "aggregate s shown as weighted mean")
         head = title if title is not None else (
             f"{_bi(('Swift study', '快速研究'))}: {strategy_label(strategy)} — {_safe(studies[0])}")
-        fig.suptitle(_safe(head), fontsize=13)
-        fig.text(0.5, 0.935, f"error bars: {_fmt(100 * conf)}% bootstrap intervals (queries × eval examples); "
-                 f"aggregate s shown as weighted mean", ha="center", fontsize=8.5, color="0.35")
-        fig.subplots_adjust(top=0.88, bottom=0.17)
-        _save_both(fig, out_png, out_pdf)
+        fig.suptitle(_safe(head))
+        _finish(fig, out_png, out_pdf, labels)
         return fig
 
 
@@ -322,8 +561,8 @@ def plot_alignment(align_df: pd.DataFrame, out_png: str | Path | None, out_pdf: 
     rho and its permutation p-value (``stats``: the caller's
     :func:`swift_study.alignment.alignment_stats`; figures draw, they do not compute).
     """
-    with rc_context(_rc()):
-        fig = Figure(figsize=(8.2, 6.6))
+    with rc_context(style()):
+        fig = _figure(7.6, 6.4)
         if align_df is None or len(align_df) == 0:
             _placeholder(fig, "No alignment cells")
             _save_both(fig, out_png, out_pdf)
@@ -335,13 +574,11 @@ def plot_alignment(align_df: pd.DataFrame, out_png: str | Path | None, out_pdf: 
         x, xlo, xhi = col("relinf"), col("relinf_lo"), col("relinf_hi")
         y, ylo, yhi = col("delta"), col("delta_lo"), col("delta_hi")
         unstable = d["unstable"].fillna(False).astype(bool).to_numpy() if "unstable" in d else np.zeros(len(d), bool)
-        # x range from the stable cells (points and intervals); an unstable RelInf far
-        # outside it is drawn at the edge (triangle) with its value.
-        xs = [*x[~unstable], *xlo[~unstable], *xhi[~unstable]]
-        if not any(math.isfinite(v) for v in xs):
-            xs = list(x)
-        x0, x1 = _limits(xs, [1.0])
-        y0, y1 = _limits([*y, *ylo, *yhi], [0.0])
+        # x range from the stable cells (points and intervals; all cells if none is
+        # stable); a RelInf far outside it is drawn at the edge (triangle) with its value
+        keep = ~unstable if (~unstable & np.isfinite(x)).any() else np.ones(len(d), bool)
+        x0, x1 = _sane_range(list(x[keep]), [1.0], [*xlo[keep], *xhi[keep]])
+        y0, y1 = _sane_range(list(y), [0.0], [*ylo, *yhi])
         ax.fill_between([1.0, x1], 0.0, y1, color="tab:green", alpha=0.10, lw=0, zorder=0)
         ax.fill_between([x0, 1.0], y0, 0.0, color="tab:green", alpha=0.10, lw=0, zorder=0)
         ax.fill_between([x0, 1.0], 0.0, y1, color="tab:red", alpha=0.05, lw=0, zorder=0)
@@ -349,30 +586,27 @@ def plot_alignment(align_df: pd.DataFrame, out_png: str | Path | None, out_pdf: 
         ax.axvline(1.0, color="0.35", ls="--", lw=1.0)
         ax.axhline(0.0, color="0.35", ls="--", lw=1.0)
         colors = {"in": "tab:blue", "cross": "tab:orange"}
+        labels: list[Annotation] = []
         for i in range(len(d)):
             if not (math.isfinite(x[i]) and math.isfinite(y[i])):
                 continue
             ctx = str(d["context"].iloc[i]) if "context" in d else ""
             c = colors.get(ctx, "tab:gray")
-            off = x[i] > x1 or x[i] < x0
-            if off:
-                xi = x1 - 0.03 * (x1 - x0) if x[i] > x1 else x0 + 0.03 * (x1 - x0)
-                ax.plot([xi], [y[i]], marker=">" if x[i] > x1 else "<", ms=10, color=c,
-                        mfc="white" if unstable[i] else c, mew=1.5, ls="", zorder=3)
-                ax.annotate(f"RelInf = {_fmt(x[i])}", (xi, y[i]), textcoords="offset points",
-                            xytext=(-8, -14), ha="right" if x[i] > x1 else "left", fontsize=8, color=c)
-            else:
-                xi = x[i]
-                ax.errorbar([xi], [y[i]], xerr=_err(x[i], xlo[i], xhi[i]),
-                            yerr=_err(y[i], ylo[i], yhi[i]), fmt="o", ms=8, color=c,
-                            mfc="white" if unstable[i] else c, mew=1.5, capsize=3, lw=1.2, zorder=3)
             strat = str(d["strategy"].iloc[i]) if "strategy" in d else ""
             name = STRATEGY_NAMES[strat][0] if strat in STRATEGY_NAMES else strat
             if cjk_font() and strat in STRATEGY_NAMES:
                 name = STRATEGY_NAMES[strat][1]
             lab = f"{name} / {CONTEXT_NAMES.get(ctx, (ctx,))[0].lower()}"
-            ax.annotate(_safe(lab), (xi, y[i]), textcoords="offset points", xytext=(-6, 6) if off and x[i] > x1
-                        else (6, 6), ha="right" if off and x[i] > x1 else "left", fontsize=8.5)
+            yi = min(max(y[i], y0), y1)
+            if x[i] > x1 or x[i] < x0:
+                labels.append(_off_scale(ax, x[i], yi, x0, x1, False, c, bool(unstable[i]),
+                                         f"{lab}: RelInf = {x[i]:.4g}"))
+                continue
+            ax.errorbar([x[i]], [yi], xerr=_err(x[i], xlo[i], xhi[i]),
+                        yerr=_err(y[i], ylo[i], yhi[i]), fmt="o", ms=7, color=c,
+                        mfc="white" if unstable[i] else c, mew=1.4, capsize=3, lw=1.1, zorder=3)
+            labels.append(ax.annotate(_safe(lab), (x[i], yi), textcoords="offset points", xytext=(6, 5),
+                                      fontsize=7.5, bbox=_LABEL_BOX))
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_xlabel(_bi(("swift study: RelInf", "快速研究：相对影响")))
@@ -382,20 +616,20 @@ def plot_alignment(align_df: pd.DataFrame, out_png: str | Path | None, out_pdf: 
             Line2D([], [], marker="o", color="tab:orange", ls="", label=context_label("cross")),
             Patch(facecolor="tab:green", alpha=0.25, label=_bi(("agreement region", "一致"))),
         ]
+        if "context" not in d or not d["context"].isin(list(colors)).all():
+            handles.insert(2, Line2D([], [], marker="o", color="tab:gray", ls="", label="one eval task"))
         if unstable.any():
             handles.append(Line2D([], [], marker="o", color="0.4", mfc="white", ls="",
                                   label=_bi(("unstable RelInf", "不稳定"))))
-        ax.legend(handles=handles, loc="best", fontsize=8.5, framealpha=0.85)
+        fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)
         n_agree, n_cells = int(st.get("n_agree", 0)), int(st.get("n_cells", 0))
         rate = _f(st.get("agreement_rate"))
         rate_s = "n/a" if not math.isfinite(rate) else f"{100 * rate:.0f}%"
         head = title if title is not None else _bi(("Swift study vs validation", "快速研究与验证"))
         ax.set_title(_safe(f"{head}\nagreement {n_agree}/{n_cells} ({rate_s}), Spearman ρ = "
-                           f"{_fmt(_f(st.get('spearman')))}, permutation p = {_fmt(_f(st.get('p_value')))}"),
-                     fontsize=11)
-        ax.grid(alpha=0.25)
-        fig.tight_layout()
-        _save_both(fig, out_png, out_pdf)
+                           f"{_fmt(_f(st.get('spearman')))}, permutation p = {_fmt(_f(st.get('p_value')))}"))
+        ax.grid()
+        _finish(fig, out_png, out_pdf, labels)
         return fig
 
 
@@ -408,21 +642,21 @@ def plot_state_accuracy(acc: pd.DataFrame, out_png: str | Path | None, out_pdf: 
 
     ``acc``: rows = model states in order, columns = tasks (and ``all``), values in [0, 1].
     """
-    with rc_context(_rc()):
-        fig = Figure(figsize=(7.5, 4.2))
+    with rc_context(style()):
+        fig = _figure(7.5, 4.2)
         ax = fig.add_subplot(111)
         x = np.arange(len(acc.index))
         for task in acc.columns:
-            style = {"color": "black", "linewidth": 2.5} if task == "all" else {"linewidth": 1.4, "alpha": 0.85}
-            ax.plot(x, acc[task].to_numpy(dtype=float), marker="o", label=_safe(str(task)), **style)
+            line = {"color": "black", "linewidth": 2.5} if task == "all" else {"linewidth": 1.4, "alpha": 0.85}
+            ax.plot(x, acc[task].to_numpy(dtype=float), marker="o", label=_safe(str(task)), **line)
         ax.set_xticks(x, [_safe(str(s)) for s in acc.index])
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel(_bi(("Model state", "模型状态")))
         ax.set_ylabel(_bi(("Exact match (plain QA)", "精确匹配")))
         ax.set_title(_safe(title or "Accuracy of each model state on the evaluation pool"))
-        ax.grid(alpha=0.3)
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
-        _save_both(fig, out_png, out_pdf)
+        ax.grid()
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, title="task")
+        _finish(fig, out_png, out_pdf)
     return fig
 
 
@@ -436,14 +670,14 @@ def plot_validation(val: pd.DataFrame, out_png: str | Path | None, out_pdf: str 
     green above 0 and red below when its interval excludes 0), with intervals.
     """
     studies = list(dict.fromkeys(val["study"])) if len(val) else []
-    with rc_context(_rc()):
+    with rc_context(style()):
         if not studies:
-            fig = Figure(figsize=(6, 3))
+            fig = _figure(6, 3)
             _placeholder(fig, "no validation effects")
             _save_both(fig, out_png, out_pdf)
             return fig
         n_rows = max(int((val["study"] == s).sum()) for s in studies)
-        fig = Figure(figsize=(3.6 * len(studies) + 1.2, 0.32 * n_rows + 1.6))
+        fig = _figure(3.4 * len(studies) + 1.2, 0.3 * n_rows + 2.4)
         axes = fig.subplots(1, len(studies), sharex=True, squeeze=False)[0]
         col, col_b = f"delta_{metric}_ctrl", f"delta_{metric}"
         for ax, study in zip(axes, studies):
@@ -463,19 +697,17 @@ def plot_validation(val: pd.DataFrame, out_png: str | Path | None, out_pdf: str 
                 if bool(in_task):
                     tick.set_fontweight("bold")
             ax.axvline(0.0, color="black", lw=0.8)
-            ax.grid(axis="x", alpha=0.3)
+            ax.grid(axis="x")
             strat = str(d["strategy"].iloc[0]) if "strategy" in d else study
-            ax.set_title(_safe(f"{study}") + "\n" + strategy_label(strat), fontsize=10)
+            ax.set_title(_safe(f"{study}") + "\n" + strategy_label(strat))
             ax.set_xlabel(_safe(METRICS[metric].effect_label))
         handles = [Line2D([], [], marker="s", color="0.6", ls="", label=_safe("vs M_B (Delta_B)")),
                    Line2D([], [], marker="o", color="tab:blue", ls="", label=_safe("vs plain-QA control (Delta_ctrl)")),
                    Line2D([], [], marker="o", color="tab:green", ls="", label=_safe("Delta_ctrl > 0 (95% interval)")),
                    Line2D([], [], marker="o", color="tab:red", ls="", label=_safe("Delta_ctrl < 0 (95% interval)"))]
-        fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False,
-                   bbox_to_anchor=(0.5, -0.02))
-        fig.suptitle(_safe("Validation study: effect of adding each strategy's data (bold: in-task)"), fontsize=11)
-        fig.subplots_adjust(bottom=0.18, wspace=0.45)
-        _save_both(fig, out_png, out_pdf)
+        fig.legend(handles=handles, loc="outside lower center", ncol=2 if len(studies) < 3 else 4, frameon=False)
+        fig.suptitle(_safe("Validation study: effect of adding each strategy's data (bold: in-task)"))
+        _finish(fig, out_png, out_pdf)
     return fig
 
 
@@ -485,15 +717,15 @@ def plot_league(league: pd.DataFrame, out_png: str | Path | None, out_pdf: str |
     with the validation effects, best ``top`` rows first (and the default's rows),
     one bar per (configuration, pairing), coloured by pairing, with the agreement
     rate and the permutation p written beside it; the default configuration bold."""
-    with rc_context(_rc()):
+    with rc_context(style()):
         if not len(league):
-            fig = Figure(figsize=(6, 3))
+            fig = _figure(6, 3)
             _placeholder(fig, "no league rows")
             _save_both(fig, out_png, out_pdf)
             return fig
         d = pd.concat([league.head(top), league[league["default"].astype(bool)]]).drop_duplicates("rank")
         d = d.sort_values("rank").reset_index(drop=True)
-        fig = Figure(figsize=(8.0, 0.3 * len(d) + 1.4))
+        fig = _figure(8.0, 0.28 * len(d) + 1.9)
         ax = fig.subplots()
         y = np.arange(len(d))[::-1].astype(float)
         colours = {"relative": "tab:blue", "own": "tab:orange"}
@@ -502,10 +734,10 @@ def plot_league(league: pd.DataFrame, out_png: str | Path | None, out_pdf: str |
         for k, row in d.iterrows():
             ax.annotate(f"agree {_f(row['agreement_rate']):.2f}, p {_f(row['p_value']):.3f}",
                         (max(rho[k], 0.0), y[k]), xytext=(4, 0), textcoords="offset points",
-                        va="center", fontsize=7.5)
+                        va="center", fontsize=7)
         labels = [_safe(f"#{r['rank']} {r['estimator']} / {r['precondition']} / {r['state']} / {r['pairing']}")
                   for _, r in d.iterrows()]
-        ax.set_yticks(y, labels, fontsize=8)
+        ax.set_yticks(y, labels)
         for tick, is_default in zip(ax.get_yticklabels(), d["default"].astype(bool)):
             if is_default:
                 tick.set_fontweight("bold")
@@ -513,11 +745,10 @@ def plot_league(league: pd.DataFrame, out_png: str | Path | None, out_pdf: str |
         lo = min(-0.1, float(np.nanmin(rho)) - 0.05)
         ax.set_xlim(lo, max(1.0, float(np.nanmax(rho)) + 0.35))
         ax.set_xlabel(_safe("Spearman rho (swift prediction vs validation effect, over cells)"))
-        ax.legend(handles=[Patch(color=c, label=f"pairing: {p}") for p, c in colours.items()],
-                  loc="lower right", fontsize=8)
-        ax.set_title(_safe("League of swift configurations (best first; default in bold)"), fontsize=10)
-        fig.tight_layout()
-        _save_both(fig, out_png, out_pdf)
+        fig.legend(handles=[Patch(color=c, label=f"pairing: {p}") for p, c in colours.items()],
+                   loc="outside lower center", ncol=2, frameon=False)
+        ax.set_title(_safe("League of swift configurations (best first; default in bold)"))
+        _finish(fig, out_png, out_pdf)
         return fig
 
 
@@ -526,16 +757,16 @@ def plot_lds(points: pd.DataFrame, scores: pd.DataFrame, out_png: str | Path | N
     """Predicted (sum_S f_jS |D_S| s_t(S)) against measured exact match of the LDS
     retrainings, one panel per eval task, one marker per swift configuration, with each
     configuration's LDS_t in the legend."""
-    with rc_context(_rc()):
+    with rc_context(style()):
         tasks = sorted(points["task"].unique()) if len(points) else []
         if not tasks:
-            fig = Figure(figsize=(6, 3))
+            fig = _figure(6, 3)
             _placeholder(fig, "no LDS retrainings")
             _save_both(fig, out_png, out_pdf)
             return fig
         ncol = min(4, len(tasks))
         nrow = -(-len(tasks) // ncol)
-        fig = Figure(figsize=(3.3 * ncol, 3.0 * nrow))
+        fig = _figure(3.3 * ncol + 0.4, 3.0 * nrow + 1.0)
         axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
         markers = ["o", "s", "^", "D"]
         configs = list(dict.fromkeys(points["config"]))
@@ -549,17 +780,19 @@ def plot_lds(points: pd.DataFrame, scores: pd.DataFrame, out_png: str | Path | N
                 span = float(p.max() - p.min()) or 1.0
                 ax.scatter((p - p.min()) / span, g["em"], marker=markers[k % 4], s=22, alpha=0.8,
                            color=f"C{k}", label=_safe(config))
-            ax.set_title(_safe(f"{task}: rho " + " / ".join(rhos)), fontsize=9)
-            ax.set_xlabel(_safe("predicted (rescaled to [0, 1])"), fontsize=8)
-            ax.set_ylabel(_safe("measured exact match"), fontsize=8)
+            ax.set_title(_safe(f"{task}: rho " + " / ".join(rhos)))
+            ax.grid()
+            if ax in axes[-ncol:] or ax is axes[len(tasks) - 1]:
+                ax.set_xlabel(_safe("predicted (rescaled to [0, 1])"))
+            if list(axes).index(ax) % ncol == 0:
+                ax.set_ylabel(_safe("measured exact match"))
         for ax in axes[len(tasks):]:
             ax.set_axis_off()
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=len(configs), fontsize=8, frameon=False)
-        fig.suptitle(_safe("Strategy-level LDS: swift prediction vs retraining, per eval task "
-                           "(rho per configuration, in legend order)"), fontsize=10)
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
-        _save_both(fig, out_png, out_pdf)
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(configs), 2), frameon=False)
+        fig.suptitle(_safe("Strategy-level LDS: swift prediction vs retraining, per eval task\n"
+                           "(rho per configuration, in legend order)"))
+        _finish(fig, out_png, out_pdf)
         return fig
 
 
@@ -568,17 +801,19 @@ def plot_budget(table: pd.DataFrame, out_png: str | Path | None, out_pdf: str | 
     one line per selector with its interval, the ``task`` baseline (all target-task data)
     as a horizontal band, the whole pool as a black square and the start state as a
     dotted line; one column per target, rows for the target tasks and the other tasks."""
-    with rc_context(_rc()):
+    with rc_context(style()):
         d = table[table["seed"].astype(str) == "all"]
         targets = list(dict.fromkeys(d["target"]))
         if not targets:
-            fig = Figure(figsize=(6, 3))
+            fig = _figure(6, 3)
             _placeholder(fig, "no budget rows")
             _save_both(fig, out_png, out_pdf)
             return fig
-        fig = Figure(figsize=(4.2 * len(targets), 6.4))
+        fig = _figure(4.2 * len(targets) + 0.4, 6.6)
         axes = np.atleast_2d(fig.subplots(2, len(targets), squeeze=False))
         colours = {"random": "tab:gray", "cluster": "tab:green", "gradient": "tab:blue", "swift": "tab:red"}
+        handles: list[Any] = []
+        names: list[str] = []
         for j, target in enumerate(targets):
             for i, (cell, what) in enumerate((("target", "target tasks"), ("other", "other tasks"))):
                 ax = axes[i, j]
@@ -607,16 +842,64 @@ def plot_budget(table: pd.DataFrame, out_png: str | Path | None, out_pdf: str | 
                     ax.errorbar([100.0], [r["em"]], yerr=[[r["em"] - r["em_lo"]], [r["em_hi"] - r["em"]]],
                                 marker="s", color="black", capsize=2, ls="none", label="whole pool")
                 ax.set_xscale("log")
+                marks = sorted({float(v) for v in pct if v > 0} | {100.0})
+                ax.set_xticks(marks, [f"{v:g}%" for v in marks])
+                ax.xaxis.set_minor_formatter(NullFormatter())
                 ax.set_ylim(-0.02, max(0.1, float(c["em_hi"].max()) * 1.1 + 0.02))
                 ax.set_xlim(max(0.05, float(pct[pct > 0].min()) / 1.6) if (pct > 0).any() else 0.1, 160)
                 ax.set_xlabel(_safe("budget (% of the pool)"))
                 ax.set_ylabel(_safe(f"exact match, {what}"))
-                ax.set_title(_safe(f"target {target}: {what}"), fontsize=10)
-                if i == 0 and j == 0:
-                    ax.legend(fontsize=7, loc="best")
-        fig.tight_layout()
-        _save_both(fig, out_png, out_pdf)
+                ax.set_title(_safe(f"target {target}: {what}"))
+                ax.grid()
+                for h, n in zip(*ax.get_legend_handles_labels()):
+                    if n not in names:
+                        handles.append(h)
+                        names.append(n)
+        fig.legend(handles, names, loc="outside lower center", ncol=3, frameon=False)
+        _finish(fig, out_png, out_pdf)
         return fig
+
+
+# ------------------------------------------------------------ from stored results
+
+PAPER_FIGURES: tuple[str, ...] = ("swift", "state_accuracy", "validation", "alignment", "league", "lds", "budget")
+
+
+def render_stored(figure: str, inputs: Mapping[str, str | Path], out_png: str | Path | None,
+                  out_pdf: str | Path | None, metric: str = "em", n_perm: int = 1000, seed: int = 0) -> Figure:
+    """Draw one paper figure from the stored CSV results alone (no model, no retraining).
+
+    ``figure`` (one of :data:`PAPER_FIGURES`) and its ``inputs``:
+
+    * ``swift``: ``scores`` (``swift/scores/<study>.csv``);
+    * ``state_accuracy``: ``csv`` (``model/state_accuracy.csv``);
+    * ``validation``: ``validation`` (``validation/validation.csv``), drawn for ``metric``;
+    * ``alignment``: ``alignment`` (``validation/alignment.csv``): the aggregate, relative
+      pairing, with the agreement statistics (``n_perm`` permutations, ``seed``) recomputed
+      from the stored cells exactly as the alignment rule computes them;
+    * ``league``: ``league`` (``alignment/league.csv``);
+    * ``lds``: ``points`` and ``scores`` (``alignment/lds_points.csv``, ``alignment/lds.csv``);
+    * ``budget``: ``budget`` (``budget/budget.csv``).
+    """
+    if figure == "swift":
+        return plot_study(pd.read_csv(inputs["scores"]), out_png, out_pdf)
+    if figure == "state_accuracy":
+        return plot_state_accuracy(pd.read_csv(inputs["csv"], index_col=0), out_png, out_pdf)
+    if figure == "validation":
+        return plot_validation(pd.read_csv(inputs["validation"]), out_png, out_pdf, metric=metric)
+    if figure == "alignment":
+        from .alignment import alignment_stats
+
+        align = pd.read_csv(inputs["alignment"])
+        agg = align[(align["state"] == AGGREGATE) & (align["pairing"] == "relative")].drop(columns="state")
+        return plot_alignment(agg, out_png, out_pdf, stats=alignment_stats(agg, n_perm=n_perm, seed=seed))
+    if figure == "league":
+        return plot_league(pd.read_csv(inputs["league"]), out_png, out_pdf)
+    if figure == "lds":
+        return plot_lds(pd.read_csv(inputs["points"]), pd.read_csv(inputs["scores"]), out_png, out_pdf)
+    if figure == "budget":
+        return plot_budget(pd.read_csv(inputs["budget"]), out_png, out_pdf)
+    raise DataError(f"unknown figure {figure!r}; one of {', '.join(PAPER_FIGURES)}")
 
 
 def plot_pretraining_curve(curve: list[dict], out_png: str | Path | None, out_pdf: str | Path | None = None) -> Figure:
@@ -625,8 +908,8 @@ def plot_pretraining_curve(curve: list[dict], out_png: str | Path | None, out_pd
     difficulty settings)."""
     df = pd.DataFrame(curve)
     modes = ["direct", "worked"]
-    with rc_context(_rc()):
-        fig = Figure(figsize=(10, 4), layout="constrained")
+    with rc_context(style()):
+        fig = _figure(10, 4)
         axes = fig.subplots(1, 2, sharey=True)
         for ax, mode in zip(axes, modes):
             sub = df[df["mode"] == mode]
@@ -637,10 +920,10 @@ def plot_pretraining_curve(curve: list[dict], out_png: str | Path | None, out_pd
                                               else "steps, then the result")))
             ax.set_xlabel("Pretraining tokens (millions)")
             ax.set_ylim(-0.03, 1.03)
-            ax.grid(alpha=0.3)
+            ax.grid()
         axes[0].set_ylabel("Exact match (held-out queries)")
-        axes[1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
-        _save_both(fig, out_png, out_pdf)
+        axes[1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, title="task")
+        _finish(fig, out_png, out_pdf)
     return fig
 
 
@@ -649,8 +932,8 @@ def plot_replicates(per: pd.DataFrame, combined: pd.DataFrame, out_png: str | Pa
     """Spearman rho of the default configuration per whole-study seed, one panel per pairing,
     the combined (mean) rho and its stratified permutation p in the title."""
     pairings = list(dict.fromkeys(per["pairing"]))
-    with rc_context(_rc()):
-        fig = Figure(figsize=(4 * len(pairings), 3.4), layout="constrained")
+    with rc_context(style()):
+        fig = _figure(4 * len(pairings), 3.4)
         axes = np.atleast_1d(fig.subplots(1, len(pairings), sharey=True))
         for ax, pairing in zip(axes, pairings):
             sub = per[per["pairing"] == pairing]
@@ -658,16 +941,15 @@ def plot_replicates(per: pd.DataFrame, combined: pd.DataFrame, out_png: str | Pa
             ax.bar(x, sub["spearman"].to_numpy(float), color=["tab:blue" if p < 0.05 else "tab:gray"
                                                               for p in sub["p_value"].to_numpy(float)])
             for xi, (rho, p) in enumerate(zip(sub["spearman"], sub["p_value"])):
-                ax.annotate(f"p={p:.3f}", (xi, rho), ha="center", va="bottom" if rho >= 0 else "top",
-                            fontsize=8)
+                ax.annotate(f"p={p:.3f}", (xi, rho), ha="center", va="bottom" if rho >= 0 else "top")
             ax.set_xticks(x, [f"seed {r}" for r in sub["replicate"]])
             c = combined[combined["pairing"] == pairing].iloc[0]
             ax.axhline(c["mean_spearman"], color="black", linestyle="--", linewidth=1)
             ax.set_title(_safe(f"{pairing}: mean rho {c['mean_spearman']:.2f}, combined p "
-                               f"{c['stratified_permutation_p']:.3g}"), fontsize=9)
+                               f"{c['stratified_permutation_p']:.3g}"))
             ax.axhline(0, color="black", linewidth=0.6)
             ax.set_ylim(-1, 1)
-            ax.grid(axis="y", alpha=0.3)
+            ax.grid(axis="y")
         axes[0].set_ylabel("Spearman rho (prediction vs outcome)")
-        _save_both(fig, out_png, out_pdf)
+        _finish(fig, out_png, out_pdf)
     return fig
