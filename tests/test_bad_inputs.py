@@ -253,3 +253,149 @@ def test_unknown_model_state_is_a_config_error(section, value, key):
     cfg[section] = {**cfg.get(section, {}), "states": ["base"]}
     with pytest.raises(ConfigError, match=f"{key}: 'base' is not a model state"):
         validate_config(cfg)
+
+
+# ----------------------------------------------------------------------------- issue 23
+
+
+def test_vocab_size_without_room_for_merges_names_the_key(tiny_config):
+    cfg = validate_config(dict(tiny_config, model=dict(tiny_config["model"], vocab_size=5)))
+    with pytest.raises(ConfigError, match=r"config key model.vocab_size: 5 leaves no room for merges"):
+        startup_checks(cfg)
+
+
+def test_user_record_of_an_unknown_task_names_file_line_and_task(tmp_path, tiny_config):
+    bad = _write(tmp_path / "u.jsonl", [json.dumps(GOOD), json.dumps(dict(GOOD, id="u2:qa", task="astrology"))])
+    with pytest.raises(DataError, match=r"u.jsonl:2: record 'u2:qa' has task 'astrology', which is not in config "
+                                        r"key suite.tasks"):
+        startup_checks(_cfg(tiny_config, user_data=[str(bad)]))
+
+
+def test_huge_user_response_names_file_line_and_max_length(tmp_path, tiny_config):
+    huge = dict(GOOD, id="u2:qa", response="7" * 5_000_000 + "\nAnswer: 2")
+    bad = _write(tmp_path / "u.jsonl", [json.dumps(GOOD), json.dumps(huge)])
+    with pytest.raises(DataError, match=r"u.jsonl:2: record 'u2:qa' has 5000\d+ characters, more than config key "
+                                        r"model.max_length"):
+        startup_checks(_cfg(tiny_config, user_data=[str(bad)]))
+
+
+def test_a_second_run_is_told_another_run_holds_the_directory(tmp_path):
+    from swift_study.runlock import BusyError, hold_run_lock
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from swift_study.runlock import hold_run_lock; "
+         "hold_run_lock(sys.argv[1], ['snakemake', '--cores', '2']); print('held', flush=True); time.sleep(60)",
+         str(tmp_path / ".snakemake")], stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO / "workflow")))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(BusyError, match=rf"another run holds this directory .*pid {holder.pid}, .*snakemake "
+                                            r"--cores 2.*do not add --rerun-incomplete"):
+            hold_run_lock(tmp_path / ".snakemake")
+    finally:
+        holder.kill()
+        holder.wait()
+    hold_run_lock(tmp_path / ".snakemake")  # the kernel dropped the dead holder's lock
+
+
+def test_second_snakemake_run_names_the_first(tmp_path):
+    """Workflow level: a live first run holds the directory; the second stops at start-up."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from swift_study.runlock import hold_run_lock; "
+         "hold_run_lock('.snakemake', ['snakemake', '--cores', '2']); print('held', flush=True); time.sleep(120)"],
+        cwd=tmp_path, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO / "workflow")))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        proc = _snakemake(tmp_path, "--cores", "1", "-n")
+    finally:
+        holder.kill()
+        holder.wait()
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"another run holds this directory" in out and f"pid {holder.pid}" in out
+    assert "IncompleteFilesException" not in out and "LockException" not in out
+
+
+def test_truncated_model_state_names_both_checksums_and_the_rebuild(tmp_path, tiny_model_dir):
+    import shutil
+
+    from swift_study.manifest import set_producer, write_manifest
+    from swift_study.modeling import load_model
+
+    d = tmp_path / "states" / "step-3"
+    shutil.copytree(tiny_model_dir, d)
+    set_producer("warmup", "results-tiny/model/warmup")
+    try:
+        write_manifest(d)
+    finally:
+        set_producer(None, None)
+    load_model(d)  # intact: loads
+    w = d / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:100])
+    with pytest.raises(DataError, match=r"step-3/model.safetensors: checksum mismatch: expected sha256 [0-9a-f]{64} "
+                                        r"\(\d+ bytes\), found - \(100 bytes\).*snakemake --cores all --forcerun "
+                                        r"results-tiny/model/warmup"):
+        load_model(d)
+
+
+def test_truncated_feature_store_fails_its_manifest(tmp_path):
+    from swift_study.gradients import check_compatible
+    from swift_study.gradients.store import sidecar_path
+    from swift_study.manifest import write_manifest
+
+    path = tmp_path / "shard-0-of-2" / "eval.npy"
+    with FeatureStore(path, n=4, d=8, meta={}) as st:
+        st.write(0, np.ones((4, 8), dtype=np.float32))
+    write_manifest(path.parent, [path, sidecar_path(path)], rule="state_features", target=str(path))
+    assert open_features(path).shape == (4, 8)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # same size, one bit pattern changed: np.load would not notice
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"eval.npy: checksum mismatch.*--forcerun .*eval.npy"):
+        open_features(path)
+    with pytest.raises(DataError, match=r"eval.npy: checksum mismatch"):
+        check_compatible([path, path])
+
+
+def test_verify_lists_corrupted_and_missing_files_with_their_repair(tmp_path):
+    from swift_study.manifest import write_manifest
+    from swift_study.verify import manifest_findings, merge_findings, parse_summary, report, summary_findings
+
+    res = tmp_path / "results-tiny"
+    scores = res / "swift" / "scores"
+    scores.mkdir(parents=True)
+    for name in ("cot.csv", "corrupt.csv"):
+        (scores / name).write_text("a,b\n1,2\n")
+    write_manifest(scores, [scores / "cot.csv", scores / "corrupt.csv"], rule="score_study",
+                   target="results-tiny/swift/scores/cot.csv")
+    assert manifest_findings(res) == []
+    (scores / "corrupt.csv").unlink()
+    (scores / "cot.csv").write_text("a,b\n1,3\n")
+    found = manifest_findings(res)
+    assert sorted((f.kind, Path(f.path).name) for f in found) == [("corrupted", "cot.csv"), ("missing", "corrupt.csv")]
+    summary = ("Building DAG of jobs...\noutput_file\tdate\trule\tlog-file(s)\tstatus\tplan\n"
+               "results-tiny/swift/summary.csv\tMon\tswift_summary\t-\tok\tno update\n"
+               f"{scores / 'corrupt.csv'}\t-\tscore_study\t-\tmissing\tupdate pending\n"
+               "results-tiny/figures/x.png\tMon\tswift_figure\t-\tupdated input files\tupdate pending\n")
+    rows = parse_summary(summary)
+    assert len(rows) == 3
+    merged = merge_findings(found, summary_findings(rows))
+    assert [f.kind for f in merged] == ["corrupted", "missing", "stale"]
+    text = report(merged, ["--configfile", "config/tiny.yaml"])
+    assert "repair: snakemake --cores all --configfile config/tiny.yaml --forcerun " \
+           "results-tiny/swift/scores/cot.csv" in text
+    assert text.rstrip().endswith("--forcerun results-tiny/swift/scores/cot.csv")
+    assert report([], []).startswith("ok:")
+
+
+def test_no_space_error_names_the_path(tmp_path):
+    import errno
+
+    from swift_study.atomic import no_space_error
+
+    exc = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.npy"))
+    err = no_space_error(exc, [str(tmp_path / "out")])
+    assert err is not None and f"no space left on device writing {tmp_path / 'x.npy'}" in str(err)
+    assert no_space_error(ValueError("other"), [str(tmp_path)]) is None
+    wrapped = RuntimeError("[enforce fail at inline_container.cc] . PytorchStreamWriter failed writing file")
+    wrapped.__cause__ = OSError(errno.ENOSPC, "No space left on device")
+    assert "no space left on device writing" in str(no_space_error(wrapped, [str(tmp_path / "out")]))

@@ -226,3 +226,51 @@ def test_bad_config_key_stops_with_its_name(tmp_path):
     assert proc.returncode != 0
     assert "swift.gradients.engine" in proc.stderr + proc.stdout
     assert not (tmp_path / "results-tiny").exists()
+
+
+@pytest.mark.slow
+def test_verify_finds_and_its_command_repairs_a_truncated_state_store_and_a_deleted_score_file(tiny_run, tmp_path):
+    """Issue 23: on a copy of the finished tiny run, `swift-study verify` is clean; after a
+    truncated model state, a truncated feature store and a deleted score file it names all
+    three with their repair, exits 1, and its printed command restores the same results."""
+    import shlex
+    import shutil
+
+    work = tmp_path / "copy"
+    shutil.copytree(tiny_run.parent, work, symlinks=True, ignore=shutil.ignore_patterns("locks", "swift-study.lock"))
+    r = work / "results-tiny"
+
+    def verify():
+        return subprocess.run([sys.executable, "-m", "swift_study.cli", "verify", "--preset", "tiny",
+                               "--directory", str(work)], capture_output=True, text=True, env=offline_env(),
+                              timeout=600)
+
+    proc = verify()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    state = "results-tiny/model/warmup/states/step-3/model.safetensors"
+    store = "results-tiny/swift/features/step-3/shard-1-of-2/eval.npy"
+    scores = "results-tiny/swift/scores/cot.csv"
+    originals = {p: (work / p).read_bytes() for p in (store, scores)}
+    for p in (state, store):
+        (work / p).write_bytes((work / p).read_bytes()[:(work / p).stat().st_size // 2])
+    (work / scores).unlink()
+    proc = verify()
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr
+    assert f"corrupted: {state}: checksum mismatch" in out and f"corrupted: {store}: checksum mismatch" in out
+    assert f"missing: {scores}" in out
+    assert "--forcerun results-tiny/model/warmup" in out
+    repair = out.strip().splitlines()[-1].strip()
+    assert repair.startswith("snakemake --cores all")
+    cmd = [*SNAKEMAKE, *shlex.split(repair)[1:]]
+    fixed = subprocess.run(cmd, capture_output=True, text=True, env=offline_env(), timeout=900)
+    assert fixed.returncode == 0, fixed.stderr[-6000:]
+    proc = verify()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for p, data in originals.items():
+        assert (work / p).read_bytes() == data, f"{p} differs after the repair"
+    # and a job that reads a corrupted state says so before it computes anything
+    w = r / "model/warmup/states/step-3/model.safetensors"
+    w.write_bytes(w.read_bytes()[:1000])
+    proc = _snakemake(work, "--forcerun", "state_features", check=False)
+    assert proc.returncode != 0 and "checksum mismatch" in proc.stdout + proc.stderr

@@ -13,11 +13,14 @@ from swift_study.config import validate_config
 from swift_study.errors import SwiftStudyError
 from swift_study.offline import set_offline
 from swift_study.partition import run_partition
+from swift_study.runlock import hold_run_lock
 from swift_study.states import resolve_start_state, resolve_state, state_names, state_path, state_producer
 
 set_offline()
 
 try:
+    if workflow.is_main_process and "--unlock" not in sys.argv:
+        hold_run_lock(".snakemake")  # a second run in this directory stops here, naming the first
     _validated = validate_config(config)
     startup_checks(_validated)
 except SwiftStudyError as _exc:
@@ -104,7 +107,10 @@ def eval_target_files(wildcards=None):
 
 def shard_feature_outputs(ext):
     """One shard's feature files (``npy`` stores or ``json`` sidecars) at every model
-    state, ``{shard}`` left as the wildcard: state by state, eval then each study's probes."""
+    state, ``{shard}`` left as the wildcard: state by state, eval then each study's probes;
+    ``manifest``: the checksums file of each state's shard directory, state by state."""
+    if ext == "manifest":
+        return [f"{FEATURES.format(state=state, shard='{shard}')}/checksums.sha256" for state in STATES]
     return [f"{FEATURES.format(state=state, shard='{shard}')}/{name}.{ext}"
             for state in STATES for name in ["eval"] + [f"probes_{study}" for study in STUDIES]]
 

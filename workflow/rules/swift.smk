@@ -16,6 +16,7 @@ rule state_features:
     output:
         features=shard_feature_outputs("npy"),  # state by state: eval, then each study's probes
         meta=shard_feature_outputs("json"),
+        manifests=shard_feature_outputs("manifest"),  # checksums.sha256 of each state's shard directory
     params:
         states=STATES,
         state_dirs=[state_dir(s) for s in STATES],
@@ -52,6 +53,7 @@ rule score_study:
     output:
         scores=expand(f"{R}/swift/scores/{{study}}.csv", study=STUDIES),
         influence=expand(f"{R}/swift/scores/{{study}}_influence.npz", study=STUDIES),
+        manifest=f"{R}/swift/scores/checksums.sha256",
     params:
         studies=[STUDY[s] for s in STUDIES],
         states=STATES,

@@ -3,8 +3,10 @@ from pathlib import Path
 
 import numpy as np
 
+from swift_study.atomic import atomic_write_bytes, atomic_write_text
 from swift_study.gradients import check_compatible, concat_features
 from swift_study.influence import ScoreArgs, score_study
+from swift_study.manifest import write_manifest
 from swift_study.records import read_jsonl
 from swift_study.runner import run
 from swift_study.states import BASE, ModelState
@@ -35,14 +37,14 @@ def main(smk, log):
                      *st.dots.shape, lr)
         df = score_study(states, study, ScoreArgs(estimator=p.estimator, n_boot=p.bootstrap["n_boot"],
                                                   confidence=p.bootstrap["confidence"], seed=p.seed))
-        out = Path(smk.output.influence[j])
-        tmp = out.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, probe_ids=[r.id for r in probes], eval_ids=[r.id for r in evals], **arrays)
-        tmp.replace(out)
-        df.to_csv(smk.output.scores[j], index=False)
+        atomic_write_bytes(smk.output.influence[j], lambda fh: np.savez_compressed(
+            fh, probe_ids=[r.id for r in probes], eval_ids=[r.id for r in evals], **arrays))
+        atomic_write_text(smk.output.scores[j], df.to_csv(index=False))
         head = df[df["context"].isin(["in", "cross"])]
         log.info("study %s:\n%s", study.name,
                  head[["context", "state", "relinf", "relinf_lo", "relinf_hi", "unstable"]].to_string())
+
+    write_manifest(Path(smk.output.manifest).parent, [*smk.output.scores, *smk.output.influence])
 
 
 run(snakemake, main)  # noqa: F821

@@ -4,6 +4,7 @@ library import for all states)."""
 import gc
 
 from swift_study.gradients import featurize, shard_bounds
+from swift_study.manifest import write_manifest
 from swift_study.modeling import load_model
 from swift_study.records import read_jsonl
 from swift_study.runner import run
@@ -36,6 +37,8 @@ def main(smk, log):
         for study, probes, out in zip(p.studies, probe_sets, outs[1:]):
             feats = featurize(model, tok, shard(probes), args, adam=adam, out=out)
             log.info("%s, study %s: %d probes -> %s features", where, study, *feats.shape)
+        metas = smk.output.meta[i * per_state:(i + 1) * per_state]
+        write_manifest(smk.output.manifests[i].rsplit("/", 1)[0], [*outs, *metas])  # after the stores
         del model, feats, adam
         gc.collect()
 

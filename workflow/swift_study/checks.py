@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .records import Record
 
 TOKENIZER_FILES: tuple[str, ...] = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
@@ -69,15 +69,68 @@ def check_local_model(local_dir: str | Path) -> None:
 
 
 def verify_model_dir(d: str | Path) -> bool:
-    """Verify a model directory against its ``checksums.sha256`` (a shipped base model has
-    one); ``False`` when it has none. The error names the file, both checksums and how to
-    restore it."""
-    from .manifest import verify_manifest
+    """Verify a model directory (a model, model state or adapter) against its
+    ``checksums.sha256``; ``False`` when it has none. The error names the file, both
+    checksums and how to restore it: the ``snakemake --forcerun`` of the output the
+    manifest names, or for a shipped base model ``git checkout``."""
+    from .manifest import read_header, verify_manifest
     from .partition import read_pretraining
 
+    if read_header(d).get("target"):
+        return verify_manifest(d)
     rec = read_pretraining(d) or {}
     fix = f"git checkout -- {d}" + (f"  (or rebuild: {rec['command']})" if rec.get("command") else "")
     return verify_manifest(d, fix)
+
+
+MAX_CHARS_PER_TOKEN = 32  # no token of the BPE vocabularies trained here spans more characters
+
+
+def check_vocab_size(cfg: Mapping[str, Any]) -> None:
+    """The tokenizer the workflow trains (no ``model.local_dir``) needs room for merges
+    beyond its byte alphabet and special tokens, or every example is one token per byte."""
+    if cfg["model"].get("local_dir"):
+        return
+    from .tokenizer import SPECIAL_TOKENS
+
+    floor = 256 + len(SPECIAL_TOKENS)
+    n = int(cfg["model"]["vocab_size"])
+    if n <= floor:
+        raise ConfigError(f"config key model.vocab_size: {n} leaves no room for merges: the byte-level tokenizer "
+                          f"already has {floor} entries (256 bytes and {len(SPECIAL_TOKENS)} special tokens); "
+                          f"use a few hundred more (tiny preset: 400, default: 1200)")
+
+
+def check_user_records(cfg: Mapping[str, Any]) -> None:
+    """Every user record names a task of ``suite.tasks`` and fits ``model.max_length``: with
+    the local model's tokenizer exactly, else by length in characters (a record longer than
+    ``max_length`` x :data:`MAX_CHARS_PER_TOKEN` characters cannot fit any tokenizer trained
+    here). Errors name ``file:line``, the record and the config key."""
+    from .records import iter_jsonl_lines
+
+    tasks = set(cfg["suite"]["tasks"])
+    max_length = int(cfg["model"]["max_length"])
+    tok = None
+    if cfg["model"].get("local_dir"):
+        from .tokenizer import load_tokenizer
+
+        tok = load_tokenizer(cfg["model"]["local_dir"])
+    for path in cfg["suite"].get("user_data", []):
+        for where, rec in iter_jsonl_lines(path):
+            if rec.task not in tasks:
+                raise DataError(f"{where}: record {rec.id!r} has task {rec.task!r}, which is not in config key "
+                                f"suite.tasks {sorted(tasks)}; add it there to study it as a task of its own, "
+                                "or correct the record")
+            text = rec.prompt + rec.response
+            if tok is not None:
+                n = len(tok(text, add_special_tokens=True)["input_ids"]) + 1
+                if n > max_length:
+                    raise DataError(f"{where}: record {rec.id!r} has {n} tokens (prompt + response + EOS) but "
+                                    f"config key model.max_length is {max_length}; shorten it or raise the key")
+            elif len(text) > max_length * MAX_CHARS_PER_TOKEN:
+                raise DataError(f"{where}: record {rec.id!r} has {len(text)} characters, more than config key "
+                                f"model.max_length ({max_length} tokens) x {MAX_CHARS_PER_TOKEN} characters per "
+                                "token can hold; shorten it or raise the key")
 
 
 def check_leakage(cfg: Mapping[str, Any], user: Sequence[Record]) -> None:
@@ -124,8 +177,10 @@ def startup_checks(cfg: Mapping[str, Any]) -> None:
     from .suite import load_user_records
 
     check_arch(cfg["model"]["arch"])
+    check_vocab_size(cfg)
     check_device(cfg["device"])
     user = load_user_records(cfg["suite"].get("user_data", []))  # every line of every file validated
+    check_user_records(cfg)
     check_user_strategies(cfg)
     check_probe_pools(cfg, user)
     if cfg["model"].get("local_dir"):

@@ -3,6 +3,7 @@
     swift-study run [--preset tiny|default|paper] [snakemake arguments...]
     swift-study check [--preset tiny|default|paper] [--configfile FILE ...]
     swift-study check-model DIR
+    swift-study verify [--preset P] [--configfile FILE ...] [--directory DIR]
     swift-study config-docs            # regenerate config/README.md from the schema
     swift-study bench [benchmark arguments...]
     swift-study replicate --seeds S1 S2 S3 [--preset P] [--root DIR] [--reuse S=DIR] [snakemake arguments...]
@@ -17,6 +18,11 @@ line by line, user strategies, probe pools, a local model directory) without run
 anything; ``check-model`` checks one local Hugging Face model directory (config,
 weights that load, tokenizer, vocabulary against the embedding, special tokens) and
 prints what it found. Both print one line per problem and exit 1 on the first.
+
+``verify`` checks every artifact of the results directory against its checksum
+manifest and, through ``snakemake --summary``, against its producer's inputs, and prints
+what is missing, corrupted or stale with the ``snakemake --forcerun`` command that
+repairs it (:mod:`swift_study.verify`); exit 1 if anything is wrong.
 
 ``replicate`` runs the whole study once per seed (``--config seed=S results=ROOT/seed-S``,
 one after the other; ``--reuse S=DIR`` takes a finished results directory instead) and
@@ -110,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--configfile", nargs="+", default=[], help="config files merged over the preset")
     model = sub.add_parser("check-model", help="check a local Hugging Face model directory")
     model.add_argument("model_dir")
+    ver = sub.add_parser("verify", help="check every artifact of a results directory: checksums, staleness")
+    ver.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    ver.add_argument("--configfile", nargs="+", default=[], help="config files merged over the preset")
+    ver.add_argument("--directory", default=None, help="the working directory of the run (default: here)")
     sub.add_parser("config-docs", help="write config/README.md from the config schema")
     sub.add_parser("bench", help="gradient-engine benchmark (benchmarks/bench_gradients.py)")
     rep = sub.add_parser("replicate", help="the whole study for several seeds, and the combined test")
@@ -156,7 +166,41 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "replicate":
         return replicate(args, extra)
+    if args.command == "verify":
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return verify(args)
     return subprocess.call([sys.executable, str(ROOT / "benchmarks" / "bench_gradients.py"), *extra])
+
+
+def verify(args: argparse.Namespace) -> int:
+    """``swift-study verify``: print every missing, corrupted or stale artifact of the run's
+    results directory with the command that repairs it; 1 if there is any, else 0."""
+    from .config import merge_config, read_config_file, validate_config
+    from .errors import SwiftStudyError
+    from .verify import manifest_findings, merge_findings, parse_summary, report, snakemake_summary, summary_findings
+
+    workdir = Path(args.directory or ".")
+    files = [str(Path(f).resolve()) for f in args.configfile]
+    run_args = ["-s", str(ROOT / "Snakefile"), "--directory", str(workdir.resolve())] if args.directory else []
+    run_args += [] if args.preset == "default" else ["--configfile", str(ROOT / "config" / PRESETS[args.preset])]
+    run_args += ["--configfile", *files] if files else []
+    try:
+        cfg = read_config_file(ROOT / "config" / "config.yaml")
+        for path in ([str(ROOT / "config" / PRESETS[args.preset])] if args.preset != "default" else []) + files:
+            cfg = merge_config(cfg, read_config_file(path))
+        results = workdir / validate_config(cfg)["results"]
+    except SwiftStudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    code, out, err = snakemake_summary(ROOT / "Snakefile", run_args if args.directory else
+                                       [*run_args, "--directory", str(workdir.resolve())])
+    if code != 0:
+        print(f"error: snakemake --summary failed:\n{err.strip()[-3000:]}", file=sys.stderr)
+        return 1
+    findings = merge_findings(manifest_findings(results, workdir), summary_findings(parse_summary(out)))
+    print(report(findings, run_args))
+    return 1 if findings else 0
 
 
 def replicate(args: argparse.Namespace, extra: list[str]) -> int:

@@ -52,6 +52,7 @@ import torch
 from .atomic import atomic_write_text
 from .device import resolve_device
 from .errors import ArgumentError
+from .manifest import write_manifest
 from .offline import set_offline
 from .states import ADAPTER_BASE_JSON, STATES_DIRNAME, write_state
 
@@ -329,12 +330,17 @@ def train(model_dir: Path | None, tokenizer, examples: list[dict], out_dir: Path
 
     trainer.remove_callback(PrinterCallback)  # our LogCallback reports progress via `log`
 
+    drop_incomplete_checkpoints(work_dir, logf)
     last_ckpt = get_last_checkpoint(str(work_dir)) if args.save_steps > 0 else None
     if last_ckpt:
         logf(f"resuming from {last_ckpt}")
     logf(f"training: {len(examples)} {kind} examples, method={args.method}, device={device}, "
          f"trainable params={trainable}")
-    result = trainer.train(resume_from_checkpoint=last_ckpt)
+    try:
+        result = trainer.train(resume_from_checkpoint=last_ckpt)
+    except BaseException:
+        drop_incomplete_checkpoints(work_dir, logf)  # e.g. a checkpoint cut short by a full disk
+        raise
     summary = _summary(trainer, result, args, kind, len(examples), last_ckpt, device, trainable, base_dir,
                        states_dir)
     _write_output(out_dir, trainer.model, tokenizer, args, base_dir, states_dir, summary, t_wall)
@@ -458,7 +464,7 @@ def _summary(trainer, result, args: TrainArgs, kind: str, n_examples: int, last_
 def _write_output(out_dir: Path, model, tokenizer, args: TrainArgs, base_dir: Path | None, states_dir: Path,
                   summary: dict[str, Any], t_wall: float) -> None:
     """Write ``out_dir`` atomically: the model (or adapter and its base), tokenizer, the
-    exported states and ``train_summary.json``."""
+    exported states, ``train_summary.json`` and the checksums of the model files."""
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -470,8 +476,23 @@ def _write_output(out_dir: Path, model, tokenizer, args: TrainArgs, base_dir: Pa
             shutil.copytree(states_dir, tmp / STATES_DIRNAME)
         summary["wall_s"] = time.time() - t_wall
         atomic_write_text(tmp / SUMMARY_NAME, json.dumps(summary, indent=2, default=_json_default))
+        write_manifest(tmp)  # last; the states inside keep their own
 
     _atomic_save_dir(out_dir, write)
+
+
+def drop_incomplete_checkpoints(work_dir: str | os.PathLike, log: Callable[[str], None] | None = None) -> list[Path]:
+    """Remove the checkpoints of ``work_dir`` that a failed save left without their last
+    file (``trainer_state.json``: a full disk, a kill), and half-built state exports, so a
+    rerun resumes from the last complete checkpoint. Returns what was removed."""
+    work_dir = Path(work_dir)
+    gone = [ck for ck in work_dir.glob("checkpoint-*") if ck.is_dir() and not (ck / "trainer_state.json").exists()]
+    gone += list((work_dir / STATES_DIRNAME).glob(".*.tmp-*"))
+    for p in gone:
+        shutil.rmtree(p, ignore_errors=True)
+        if log:
+            log(f"removed the incomplete {p}")
+    return gone
 
 
 def check_lengths(tokenizer, examples: Sequence[Mapping[str, Any]], max_length: int) -> None:
@@ -485,8 +506,12 @@ def check_lengths(tokenizer, examples: Sequence[Mapping[str, Any]], max_length: 
     if cut:
         from .errors import ConfigError
 
+        i = max(range(len(lengths)), key=lengths.__getitem__)
+        which = f"example {i + 1}" + (f" ({examples[i]['id']})" if examples[i].get("id") else "")
         raise ConfigError(f"config key model.max_length: {max_length} tokens, but the longest training example "
-                          f"has {max(lengths)} and {cut} of {len(lengths)} would be cut")
+                          f"has {max(lengths)} ({which}) and {cut} of {len(lengths)} would be cut; raise "
+                          "model.max_length or shorten that example (with the tokenizer the workflow trains, a "
+                          "small model.vocab_size also makes examples long)")
 
 
 def _fingerprint(model_dir, init_model, examples, args: TrainArgs) -> str:

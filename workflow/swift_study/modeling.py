@@ -45,10 +45,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu",
     """
     from .states import adapter_base_dir
 
+    from .checks import verify_model_dir
+
     if (Path(path) / "adapter_config.json").exists():
         from peft import PeftModel
 
         from .errors import DataError
+
+        verify_model_dir(path)  # the adapter's checksums (its base is verified when loaded)
 
         base = adapter_base_dir(path)
         if base is None:
@@ -67,16 +71,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu",
     path = Path(path)
     if not path.is_dir():  # never let transformers read a missing local path as a hub id
         raise DataError(f"{path}: no such model directory")
-    from .checks import verify_model_dir
-
-    verify_model_dir(path)  # a shipped model's checksums (none for a warm-up state)
+    verify_model_dir(path)  # its checksums: every trained model and state has them
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(path), local_files_only=True, dtype=dtype, attn_implementation=attn,
         )
     except Exception as exc:  # noqa: BLE001 - e.g. SafetensorError on a truncated file: name the path
         raise DataError(f"{path}: cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                        "force-rerun the rule that wrote it (snakemake --forcerun <rule>)") from exc
+                        "force-rerun the rule that wrote it (snakemake --forcerun <rule>; `swift-study verify` names it)") from exc
     return model.to(device)
 
 

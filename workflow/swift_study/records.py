@@ -92,6 +92,12 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[Record]:
     Raises :class:`DataError` naming ``file:line`` on the first bad line, and on
     duplicate ids.
     """
+    for _, rec in iter_jsonl_lines(path):
+        yield rec
+
+
+def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[str, Record]]:
+    """As :func:`iter_jsonl`, each record with its ``file:line`` (for later checks' errors)."""
     path = Path(path)
     seen: set[str] = set()
     try:
@@ -115,7 +121,7 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[Record]:
             if rec.id in seen:
                 raise DataError(f"{where}: duplicate id {rec.id!r}")
             seen.add(rec.id)
-            yield rec
+            yield where, rec
 
 
 def read_jsonl(path: str | os.PathLike) -> list[Record]:

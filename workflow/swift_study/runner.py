@@ -8,7 +8,10 @@ Each script in ``workflow/scripts`` is::
 
 ``run`` sends logging, warnings and progress bars (stderr) to the rule's log file,
 forces offline mode, and turns a :class:`~swift_study.errors.SwiftStudyError` into a
-one-line error and a non-zero exit (Snakemake then removes the rule's outputs).
+one-line error and a non-zero exit (Snakemake then removes the rule's outputs), as it
+does a full disk ("no space left on device writing <path>"). It also records the rule
+and its first output in every checksum manifest the script writes
+(:func:`swift_study.manifest.set_producer`).
 """
 
 from __future__ import annotations
@@ -40,12 +43,21 @@ def run(smk: Any, main: Callable[[Any, logging.Logger], None]) -> None:
         pass
     start = time.time()
     log.info("rule %s starting (threads=%d)", smk.rule, threads)
+    outputs = [str(o) for o in smk.output]
+    from .manifest import set_producer
+
+    set_producer(smk.rule, outputs[0] if outputs else None)  # recorded in every manifest written
     try:
         main(smk, log)
     except Exception as exc:
+        from .atomic import no_space_error
         from .errors import SwiftStudyError
 
-        if isinstance(exc, SwiftStudyError):
+        full = no_space_error(exc, outputs)
+        if full is not None:
+            log.error("%s", full, exc_info=exc)
+            print(f"error in rule {smk.rule}: {full}", file=sys.__stderr__)
+        elif isinstance(exc, SwiftStudyError):
             log.error("%s", exc)
             print(f"error in rule {smk.rule}: {exc}", file=sys.__stderr__)
         else:

@@ -74,7 +74,8 @@ def write_state(out_dir: str | os.PathLike, model, tokenizer, optimizer, info: M
                 base_dir: str | os.PathLike | None = None) -> None:
     """Write one model state into ``out_dir`` (an empty directory being built): the model
     (a full model, or a LoRA adapter with ``adapter_base.json`` naming ``base_dir``), its
-    tokenizer, the optimizer's Adam moments and ``state.json`` (``info``)."""
+    tokenizer, the optimizer's Adam moments, ``state.json`` (``info``) and, last, the
+    checksums of all of them (:mod:`swift_study.manifest`), verified whenever it is loaded."""
     import torch
 
     out_dir = Path(out_dir)
@@ -88,6 +89,9 @@ def write_state(out_dir: str | os.PathLike, model, tokenizer, optimizer, info: M
 
     torch.save(export_moments(model, optimizer), out_dir / MOMENTS_NAME)
     atomic_write_text(out_dir / STATE_JSON, json.dumps(dict(info), indent=2))
+    from .manifest import write_manifest
+
+    write_manifest(out_dir)  # last: a state with a manifest is complete
 
 
 # ----------------------------------------------------------------------------- reading

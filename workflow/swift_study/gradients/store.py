@@ -111,8 +111,17 @@ def corrupt_store(path: str | os.PathLike, reason: str) -> DataError:
                      "snakemake --forcerun state_features")
 
 
+def verify_store(path: str | os.PathLike) -> None:
+    """Check a store and its sidecar against the checksum manifest of their directory
+    (written by the job that made them, :mod:`swift_study.manifest`), if it lists them."""
+    from ..manifest import verify_files
+
+    verify_files([Path(path), sidecar_path(path)])
+
+
 def open_features(path: str | os.PathLike) -> np.ndarray:
-    """The features of a store, memory-mapped read-only (``(n, d)`` float32)."""
+    """The features of a store, memory-mapped read-only (``(n, d)`` float32), after its checksums."""
+    verify_store(path)
     try:
         return np.load(Path(path), mmap_mode="r")
     except (ValueError, EOFError, OSError) as exc:
@@ -207,8 +216,11 @@ _ARG_KEYS: tuple[str, ...] = ("subset", "last_n_layers", "modules", "projection"
 
 
 def check_compatible(paths: Sequence[str | os.PathLike]) -> None:
-    """Stop with a clear message when feature stores were made differently (another
-    projection, seed, parameter subset or model): their inner products would mean nothing."""
+    """Stop with a clear message when a feature store fails its checksums or when stores
+    were made differently (another projection, seed, parameter subset or model): their
+    inner products would mean nothing."""
+    for path in paths:
+        verify_store(path)  # a store whose bytes changed since it was written stops here
     if len(paths) < 2:
         return
     ref_path = Path(paths[0])
