@@ -247,6 +247,26 @@ digits). Its weights' sha256 is in `checksums.sha256`; loading the model verifie
   ({record['hardware']['processor']}, {record['hardware']['threads']} torch threads, device {record['hardware']['device']}).
 - Versions: {json.dumps(record['versions'])}.
 
+## Why this design (what was tried)
+- **Not the instruction formats.** A from-scratch base pretrained on the plain-QA format
+  itself (the project's earlier default, 40 epochs) already answered `答案：X`, so the
+  warm-up changed nothing (overall exact match 0.359 before, 0.354 after) and instruction
+  tuning had nothing to teach. Here no document has an answer line: the warm-up teaches
+  the format, the base supplies the skills.
+- **Worked steps after the user's noisy phrasing**, not only after a canonical query:
+  when the steps followed only `计算77+8。`, a CoT-tuned model copied the wrong operands
+  from noisy eval queries into its steps (5-6% right); a strategy can only help if the
+  base can execute it on the queries it is evaluated on.
+- **Both languages in one model**, several difficulty settings per task (runs choose
+  theirs with `suite.difficulty`), restatements and judged claims so that the clarify
+  and evaluate strategies have a skill to draw on.
+- **Size.** 2 layers, hidden 128 (the project's earlier tiny model's shape): every
+  `make run` retrains 27 validation models from it, which must fit in 20 minutes on 2
+  CPU cores; a 4-layer model (1.1M) learned slower per CPU-second in earlier
+  measurements. The budget went to pretraining tokens instead.
+- A pilot of 120 steps checked throughput (about 7.5 steps of 32 documents a second on
+  2 cores) before this run.
+
 ## Learning curve
 Exact match on held-out queries from the runs' side of the partition (never pretrained
 on), per task, language and difficulty setting (index into the list above): `direct`
