@@ -325,7 +325,8 @@ def plan_markdown(plan: pd.DataFrame) -> str:
     a = plan.attrs
     head = (f"model: {a.get('model')}, {a.get('n_params', 0) / 1e9:.3f}B parameters, {a.get('layers')} layers, "
             f"hidden {a.get('hidden')}, vocabulary {a.get('vocab')}\n"
-            f"tokens per example: {a['tokens']}\n" if "tokens" in a else "")
+            f"tokens per example (mean): eval {a['tokens'].eval:.1f}, train {a['tokens'].train:.1f}, "
+            f"response {a['tokens'].response:.1f}\n" if "tokens" in a else "")
     head += (f"throughput: {a.get('flops_per_s', float('nan')):.3g} FLOP/s per job, "
              f"{a.get('overhead_s', float('nan')):.0f} s overhead per job; hours = GPU-hours at one GPU per job\n\n")
     view = plan.copy()
