@@ -35,29 +35,29 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
     slurm-wlm slurmctld slurmd slurmdbd slurm-client munge mariadb-server >/dev/null
 fi
 
-mkdir -p "$D"/{etc,log,spool/ctld,spool/d,run,mysql}
+mkdir -p "$D"/{etc,log,spool/ctld,spool/d,run/munge,run/mysql,mysql}
 chmod 755 "$D"
 
 # --- munge (authentication) ---------------------------------------------------------
 mkdir -p /run/munge /etc/munge /var/lib/munge /var/log/munge
 [ -s /etc/munge/munge.key ] || { dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null; }
-chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge
+chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge "$D/run/munge"
 chmod 700 /etc/munge; chmod 400 /etc/munge/munge.key; chmod 755 /run/munge
 if ! munge -n </dev/null >/dev/null 2>&1; then
-  $NICE runuser -u munge -- /usr/sbin/munged --pid-file="$D/run/munged.pid"
+  $NICE runuser -u munge -- /usr/sbin/munged --pid-file="$D/run/munge/munged.pid"
   for _ in $(seq 20); do munge -n </dev/null >/dev/null 2>&1 && break; sleep 0.5; done
 fi
 munge -n </dev/null | unmunge >/dev/null
 
 # --- MariaDB (accounting storage), loopback only ---------------------------------------
-SOCK="$D/run/mysqld.sock"
+SOCK="$D/run/mysql/mysqld.sock"
 if [ ! -d "$D/mysql/mysql" ]; then
   chown mysql:mysql "$D/mysql"
   mariadb-install-db --user=mysql --datadir="$D/mysql" --auth-root-authentication-method=socket >/dev/null
 fi
-chown -R mysql:mysql "$D/mysql"; chown mysql:mysql "$D/run"
+chown -R mysql:mysql "$D/mysql" "$D/run/mysql"
 if ! mariadb-admin --socket="$SOCK" ping >/dev/null 2>&1; then
-  $NICE runuser -u mysql -- mariadbd --datadir="$D/mysql" --socket="$SOCK" --pid-file="$D/run/mysqld.pid" \
+  $NICE runuser -u mysql -- mariadbd --datadir="$D/mysql" --socket="$SOCK" --pid-file="$D/run/mysql/mysqld.pid" \
     --bind-address=127.0.0.1 --port=3307 --innodb-buffer-pool-size=64M --log-error="$D/log/mysqld.log" \
     </dev/null >>"$D/log/mysqld.out" 2>&1 &
   for _ in $(seq 60); do mariadb-admin --socket="$SOCK" ping >/dev/null 2>&1 && break; sleep 0.5; done

@@ -15,6 +15,6 @@ stop() {  # stop <pid file> <name>
 stop "$D/run/slurmd.pid" slurmd
 stop "$D/run/slurmctld.pid" slurmctld
 stop "$D/run/slurmdbd.pid" slurmdbd
-stop "$D/run/mysqld.pid" mariadbd
-stop "$D/run/munged.pid" munged
+stop "$D/run/mysql/mysqld.pid" mariadbd
+stop "$D/run/munge/munged.pid" munged
 echo "slurm test cluster stopped"
