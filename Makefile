@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE=1
 export HF_DATASETS_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 
-.PHONY: run test test-disk-full bench setup dry-run report clean check docs figures check-report chromium
+.PHONY: run test test-disk-full bench setup dry-run report clean check docs figures check-report chromium test-slurm plan
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -66,5 +66,21 @@ check-report: setup chromium
 	$(SNAKE) --workflow-profile workflow/profiles/default --cores $(CORES) --configfile config/tiny.yaml results-tiny/report.html
 	$(PY) -m swift_study.browser results-tiny/report.html results-tiny/report.png
 
+# the SLURM executor plugin (pyproject extra "slurm"), for workflow/profiles/slurm
+$(VENV)/.slurm: $(VENV)/.installed
+	$(PY) -m pip install -e ".[test,slurm]"
+	touch $@
+
+# the tiny preset through workflow/profiles/slurm on a real single-node SLURM cluster
+# started on this machine (root; Debian packages slurm-wlm, slurmdbd, munge, mariadb),
+# compared with a local run; tests/cluster/README.md. Not part of `make test`.
+test-slurm: $(VENV)/.slurm
+	PY=$(PY) SNAKE=$(SNAKE) CORES=$(CORES) tests/cluster/test-slurm.sh
+
+# what the paper preset will cost (meta device, no weights): make plan MODEL_CONFIG=/path/to/model
+PLAN_CONFIG ?= config/paper.yaml
+plan: setup
+	$(PY) -m swift_study.cli plan --configfile $(PLAN_CONFIG) $(if $(MODEL_CONFIG),--model-config $(MODEL_CONFIG))
+
 clean:
-	rm -rf results results-tiny .snakemake
+	rm -rf results results-tiny results-slurm-test .snakemake

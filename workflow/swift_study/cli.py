@@ -7,6 +7,8 @@
     swift-study config-docs            # regenerate config/README.md from the schema
     swift-study bench [benchmark arguments...]
     swift-study replicate --seeds S1 S2 S3 [--preset P] [--root DIR] [--reuse S=DIR] [snakemake arguments...]
+    swift-study plan [--preset P] [--configfile FILE ...] [--model-config DIR] [--flops-per-s X]
+                     [--compare-benchmarks RESULTS_DIR]
 
 ``run`` calls Snakemake on the project's ``Snakefile`` with ``--cores all`` (unless
 given) and the preset's config file; every other argument goes to Snakemake
@@ -23,6 +25,11 @@ prints what it found. Both print one line per problem and exit 1 on the first.
 manifest and, through ``snakemake --summary``, against its producer's inputs, and prints
 what is missing, corrupted or stale with the ``snakemake --forcerun`` command that
 repairs it (:mod:`swift_study.verify`); exit 1 if anything is wrong.
+
+``plan`` estimates what a configuration will cost before it runs, per rule and side
+(parameters touched, feature dimension, store sizes, FLOPs, peak memory, GPU-hours),
+building the model from ``config.json`` on the meta device (:mod:`swift_study.planner`);
+``--compare-benchmarks`` sets the estimates beside a finished run's benchmark files.
 
 ``replicate`` runs the whole study once per seed (``--config seed=S results=ROOT/seed-S``,
 one after the other; ``--reuse S=DIR`` takes a finished results directory instead) and
@@ -72,16 +79,22 @@ def configfiles_in(extra: list[str]) -> list[str]:
     return files
 
 
-def check_config(preset: str, configfiles: list[str]) -> dict:
-    """The validated configuration of ``preset`` with ``configfiles`` merged over it,
-    after every start-up check (what a run would check before its first job)."""
-    from .checks import startup_checks
+def merged_config(preset: str, configfiles: list[str]) -> dict:
+    """The validated configuration of ``preset`` with ``configfiles`` merged over it."""
     from .config import merge_config, read_config_file, validate_config
 
     cfg = read_config_file(ROOT / "config" / "config.yaml")
     for path in ([str(ROOT / "config" / PRESETS[preset])] if preset != "default" else []) + configfiles:
         cfg = merge_config(cfg, read_config_file(path))
-    cfg = validate_config(cfg)
+    return validate_config(cfg)
+
+
+def check_config(preset: str, configfiles: list[str]) -> dict:
+    """:func:`merged_config` after every start-up check (what a run would check before
+    its first job)."""
+    from .checks import startup_checks
+
+    cfg = merged_config(preset, configfiles)
     startup_checks(cfg)
     return cfg
 
@@ -128,6 +141,18 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--root", default="results/replicates", help="where the replicates and tables go")
     rep.add_argument("--reuse", nargs="*", default=[], metavar="SEED=DIR",
                      help="finished results directories of some seeds (not rerun)")
+    plan = sub.add_parser("plan", help="estimate a configuration's cost per rule (no weights loaded)")
+    plan.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    plan.add_argument("--configfile", nargs="+", default=[], help="config files merged over the preset")
+    plan.add_argument("--model-config", default=None,
+                      help="directory with the model's config.json (default: model.local_dir, else model.arch)")
+    plan.add_argument("--tokenizer", default=None, help="tokenizer directory for the token counts")
+    plan.add_argument("--flops-per-s", type=float, default=None,
+                      help="sustained FLOP/s of one job (default 4e14, an H100 in bf16 at ~40%% MFU; "
+                           "1e10 with --compare-benchmarks on a CPU run)")
+    plan.add_argument("--overhead-s", type=float, default=None, help="seconds per job besides its FLOPs")
+    plan.add_argument("--compare-benchmarks", default=None, metavar="RESULTS_DIR",
+                      help="a finished run's results folder: estimates beside its benchmark files")
     args, extra = parser.parse_known_args(argv)
     set_offline()
     from .errors import SwiftStudyError
@@ -170,13 +195,16 @@ def main(argv: list[str] | None = None) -> int:
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return verify(args)
+    if args.command == "plan":
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return plan_command(args)
     return subprocess.call([sys.executable, str(ROOT / "benchmarks" / "bench_gradients.py"), *extra])
 
 
 def verify(args: argparse.Namespace) -> int:
     """``swift-study verify``: print every missing, corrupted or stale artifact of the run's
     results directory with the command that repairs it; 1 if there is any, else 0."""
-    from .config import merge_config, read_config_file, validate_config
     from .errors import SwiftStudyError
     from .verify import manifest_findings, merge_findings, parse_summary, report, snakemake_summary, summary_findings
 
@@ -186,10 +214,7 @@ def verify(args: argparse.Namespace) -> int:
     run_args += [] if args.preset == "default" else ["--configfile", str(ROOT / "config" / PRESETS[args.preset])]
     run_args += ["--configfile", *files] if files else []
     try:
-        cfg = read_config_file(ROOT / "config" / "config.yaml")
-        for path in ([str(ROOT / "config" / PRESETS[args.preset])] if args.preset != "default" else []) + files:
-            cfg = merge_config(cfg, read_config_file(path))
-        results = workdir / validate_config(cfg)["results"]
+        results = workdir / merged_config(args.preset, files)["results"]
     except SwiftStudyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -201,6 +226,35 @@ def verify(args: argparse.Namespace) -> int:
     findings = merge_findings(manifest_findings(results, workdir), summary_findings(parse_summary(out)))
     print(report(findings, run_args))
     return 1 if findings else 0
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    """``swift-study plan``: the cost table of a configuration, and its check against a run."""
+    import warnings
+
+    from .errors import SwiftStudyError
+    from .planner import CPU_FLOPS_PER_S, JOB_OVERHEAD_S, compare_benchmarks, plan_markdown, plan_study
+    from .costs import ASSUMED_FLOPS_PER_S
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        cfg = merged_config(args.preset, args.configfile)
+    except SwiftStudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    default_rate = CPU_FLOPS_PER_S if args.compare_benchmarks else ASSUMED_FLOPS_PER_S
+    plan = plan_study(cfg, model_config=args.model_config, tokenizer_dir=args.tokenizer,
+                      flops_per_s=args.flops_per_s or default_rate,
+                      overhead_s=JOB_OVERHEAD_S if args.overhead_s is None else args.overhead_s)
+    print(plan_markdown(plan))
+    if args.compare_benchmarks:
+        cmp = compare_benchmarks(plan, args.compare_benchmarks)
+        print(f"\nestimates against {args.compare_benchmarks}/benchmarks (ratio = estimate / measured)\n")
+        print(cmp.to_markdown(index=False, floatfmt=".3g") if len(cmp) else "no benchmark files found")
+        if len(cmp) and not cmp["within_2x"].all():
+            print(f"\noutside 2x: {', '.join(cmp.loc[~cmp['within_2x'], 'rule'])}")
+            return 2
+    return 0
 
 
 def replicate(args: argparse.Namespace, extra: list[str]) -> int:

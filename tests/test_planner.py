@@ -1,0 +1,125 @@
+"""swift-study plan: the cost planner on the meta device, and its check against benchmark files."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from swift_study.config import load_config
+from swift_study.planner import (PROCESS_MB, Tokens, compare_benchmarks, gradient_subset, hf_config,
+                                 plan_markdown, plan_study)
+
+REPO = Path(__file__).resolve().parents[1]
+TOKENS = Tokens(eval=20.0, train=30.0, response=6.0)
+LLAMA_7B_ZH = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
+               "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32,
+               "num_key_value_heads": 32, "vocab_size": 55296, "max_position_embeddings": 4096,
+               "rms_norm_eps": 1e-5, "tie_word_embeddings": False}
+
+
+@pytest.fixture(scope="module")
+def tiny_cfg():
+    return load_config(REPO / "config" / "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def tiny_plan(tiny_cfg):
+    return plan_study(tiny_cfg, tokens=TOKENS, flops_per_s=1e9, overhead_s=10.0)
+
+
+def row(plan, rule):
+    return plan.set_index("rule").loc[rule]
+
+
+def test_plan_counts_the_tiny_models_parameters_and_features_like_the_real_model(tiny_cfg, tiny_plan):
+    """Parameters and feature dimension on the meta device equal those of a real model."""
+    from transformers import AutoModelForCausalLM
+
+    from swift_study.gradients.engine import GradientArgs, feature_dim, resolve_subset
+
+    real = AutoModelForCausalLM.from_config(hf_config(tiny_cfg))
+    n = sum(p.numel() for p in {id(p): p for p in real.parameters()}.values())
+    assert tiny_plan.attrs["n_params"] == n
+    args = GradientArgs.from_mapping(tiny_cfg["swift"]["gradients"], device="cpu")
+    sf = row(tiny_plan, "state_features")
+    assert sf["feature_dim"] == feature_dim(real, args) == tiny_cfg["swift"]["gradients"]["proj_dim"]
+    assert sf["params_touched"] == resolve_subset(real, args).numel
+    assert row(tiny_plan, "budget_features")["feature_dim"] == tiny_cfg["budget"]["gradients"]["proj_dim"]
+
+
+def test_plan_flops_follow_the_study_shape(tiny_cfg, tiny_plan):
+    """Swift FLOPs = 6 N tokens (eval + probes) states; store = 4 bytes x rows x dim x states."""
+    n = tiny_plan.attrs["n_params"]
+    s = tiny_cfg["suite"]
+    rows = s["sizes"]["eval"] * len(s["tasks"]) * len(s["langs"]) + tiny_cfg["swift"]["n_probes"] * 2
+    states = 2  # base and step-3
+    sf = row(tiny_plan, "state_features")
+    assert sf["flops"] == pytest.approx(6.0 * n * TOKENS.eval * rows * states)
+    assert sf["store_gb"] * 1e9 == pytest.approx(4.0 * rows * 512 * states)
+    assert sf["jobs"] == tiny_cfg["swift"]["shards"]
+    assert sf["seconds"] == pytest.approx(sf["flops"] / 1e9 + 10.0 * sf["jobs"])
+    ft = row(tiny_plan, "finetune")
+    assert ft["jobs"] == 5 * 2  # B, B+cot, ctrl+cot, B+corrupt, ctrl+corrupt; two seeds
+    ratio = tiny_plan[tiny_plan["rule"] == "ratio"].iloc[0]
+    totals = tiny_plan[tiny_plan["rule"] == "total"].set_index("side")
+    assert ratio["flops"] == pytest.approx(totals.loc["validation", "flops"] / totals.loc["swift", "flops"])
+    assert ratio["flops"] > 1  # retraining every model costs more than one gradient pass
+    # twice the eval examples: twice the swift FLOPs less the probes' share
+    cfg2 = {**tiny_cfg, "suite": {**s, "sizes": {**s["sizes"], "eval": 2 * s["sizes"]["eval"]}}}
+    sf2 = row(plan_study(cfg2, tokens=TOKENS, flops_per_s=1e9), "state_features")
+    assert sf2["flops"] / sf["flops"] == pytest.approx((2 * rows - 8) / rows)
+
+
+def test_plan_of_a_chinese_llama_2_7b_config(tmp_path):
+    """The paper preset on a 7B-shaped config.json: built on the meta device in seconds."""
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA_7B_ZH))
+    cfg = load_config(REPO / "config" / "paper.yaml")
+    plan = plan_study(cfg, model_config=tmp_path, tokens=TOKENS)
+    assert plan.attrs["n_params"] == pytest.approx(6.93e9, rel=0.01)
+    sf = row(plan, "state_features")
+    assert sf["params_touched"] == 4 * 32 * 128 * (4096 + 4096)  # LoRA r=128 on q, k, v, o
+    assert sf["feature_dim"] == 8192
+    assert 27 < sf["peak_mem_gb"] < 80  # float32 weights (27.7 GB) and a chunk's activations
+    assert {"warmup", "state_features", "finetune", "budget_features", "budget_train"} <= set(plan["rule"])
+    assert "pretrain" not in set(plan["rule"])  # a local model is not pretrained
+    assert (plan.loc[plan["rule"] != "ratio", "hours"] > 0).all()
+    text = plan_markdown(plan)
+    assert "6.929B parameters" in text and "| validation/swift | ratio" in text
+
+
+def write_bench(path: Path, seconds: float, rss_mb: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                    f"{seconds}\t0:00:{int(seconds):02d}\t{rss_mb}\t0\t0\t0\t0\t0\t50\t{seconds}\n")
+
+
+def test_compare_benchmarks_ratios_and_the_2x_verdict(tmp_path, tiny_plan):
+    sf, ft = row(tiny_plan, "state_features"), row(tiny_plan, "finetune")
+    per_job_s, mem_mb = sf["seconds"] / sf["jobs"], sf["peak_mem_gb"] * 1e3
+    for i in range(2):  # as measured as estimated
+        write_bench(tmp_path / f"benchmarks/swift/state_features/shard-{i}.tsv", per_job_s, mem_mb)
+    # one finetune job, 5x slower than estimated, at the estimated memory
+    write_bench(tmp_path / "benchmarks/validation/finetune/B_seed-0.tsv",
+                5 * ft["seconds"] / ft["jobs"], ft["peak_mem_gb"] * 1e3)
+    cmp = compare_benchmarks(tiny_plan, tmp_path).set_index("rule")
+    assert list(cmp.index) == ["state_features", "finetune"]  # rules without files are left out
+    assert cmp.loc["state_features", "jobs"] == 2
+    assert cmp.loc["state_features", "time_ratio"] == pytest.approx(1.0, rel=1e-3)
+    assert cmp.loc["state_features", "mem_ratio"] == pytest.approx(1.0, rel=1e-3)
+    assert bool(cmp.loc["state_features", "within_2x"])
+    assert cmp.loc["finetune", "time_ratio"] == pytest.approx(0.2, rel=1e-3)
+    assert not bool(cmp.loc["finetune", "within_2x"])
+    assert cmp.loc["state_features", "measured_mem_mb"] >= PROCESS_MB
+
+
+def test_cli_plan_prints_the_table_and_fails_outside_2x(tmp_path, capsys):
+    from swift_study.cli import main
+
+    write_bench(tmp_path / "benchmarks/warmup.tsv", 10_000.0, 100_000.0)  # far from any estimate
+    code = main(["plan", "--preset", "tiny", "--compare-benchmarks", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| side" in out and "state_features" in out and "| validation/swift | ratio" in out
+    assert "estimates against" in out and "outside 2x: warmup" in out
+    assert code == 2
+    assert main(["plan", "--preset", "tiny"]) == 0
+    assert "1e+10 FLOP/s" not in capsys.readouterr().out  # the GPU throughput without a comparison
