@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from swift_study.basecorpus import DOC_KINDS, CorpusSpec, build_corpus, pretraining_queries, read_result, render_doc
+from swift_study.basecorpus import (DOC_KINDS, CorpusSpec, build_corpus, eval_prompt, pretraining_queries, read_result,
+                                    render_doc)
 from swift_study.checks import verify_model_dir
 from swift_study.config import merge_config, read_config_file, validate_config
 from swift_study.errors import DataError, SwiftStudyError
@@ -90,6 +91,10 @@ def test_corpus_uses_no_instruction_format_and_only_the_pretraining_side():
     for q in queries[:50]:
         for kind in ("worked", "direct"):
             assert read_result(render_doc(q, kind, rng)) == q.answer
+        doc = render_doc(q, "direct", rng)  # the result mode continues the begun result line
+        prompt = eval_prompt(q, "result")
+        assert doc.startswith(prompt) and read_result(doc[len(prompt):], "result") == q.answer
+        assert render_doc(q, "worked", rng).startswith(eval_prompt(q, "worked"))
 
 
 def test_response_layouts():

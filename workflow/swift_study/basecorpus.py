@@ -59,14 +59,28 @@ def render_doc(q: Query, kind: str, rng: random.Random) -> str:
     raise ValueError(f"unknown document kind {kind!r}; known: {DOC_KINDS}")
 
 
+#: The learning curve's modes: ``direct`` (the bare query: the model picks the document
+#: form, right if it states the right result within a short budget), ``result`` (the
+#: result line is begun for it: its answer without steps) and ``worked`` (``Solution:``
+#: is begun: the steps, then the result).
+CURVE_MODES: tuple[str, ...] = ("direct", "result", "worked")
+
+
 def eval_prompt(q: Query, mode: str) -> str:
-    """The textbook prompt the learning curve completes: ``direct`` (the result line
-    follows) or ``worked`` (the steps follow)."""
-    return f"{q.raw}\n" + ("" if mode == "direct" else f"{_SOLUTION[q.lang]}\n")
+    """The textbook prompt the learning curve completes in ``mode`` (:data:`CURVE_MODES`)."""
+    if mode == "direct":
+        return f"{q.raw}\n"
+    if mode == "result":
+        return f"{q.raw}\n" + _RESULT[q.lang].split("{x}")[0]
+    return f"{q.raw}\n{_SOLUTION[q.lang]}\n"
 
 
-def read_result(generation: str) -> str:
-    """The result a textbook-style generation states ("" if none)."""
+def read_result(generation: str, mode: str = "worked") -> str:
+    """The result a textbook-style generation states ("" if none); in ``result`` mode the
+    generation is the result itself, up to the line's closing period."""
+    if mode == "result":
+        line = generation.split("\n", 1)[0].strip()
+        return re.sub(r"\s+", " ", re.sub(r"[.。]$", "", line))
     m = RESULT_RE.search(generation)
     return re.sub(r"\s+", " ", m.group(1).strip()) if m else ""
 

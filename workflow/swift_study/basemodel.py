@@ -27,7 +27,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .basecorpus import CorpusSpec, build_corpus, eval_prompt, heldout_queries, pretraining_queries, read_result
+from .basecorpus import (CURVE_MODES, CorpusSpec, build_corpus, eval_prompt, heldout_queries, pretraining_queries,
+                         read_result)
 from .partition import PRETRAINING_JSON, QueryPartition
 from .tasks import Query
 
@@ -55,14 +56,17 @@ def greedy_generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: in
     return out
 
 
-def curve_point(model, tokenizer, heldout: Sequence[tuple[int, Query]], max_new_tokens: int) -> list[dict]:
-    """Exact match per (task, language, difficulty index, mode) on the held-out queries."""
+def curve_point(model, tokenizer, heldout: Sequence[tuple[int, Query]], max_new_tokens: int,
+                modes: Sequence[str] = CURVE_MODES) -> list[dict]:
+    """Exact match per (task, language, difficulty index, mode) on the held-out queries
+    (modes: :data:`swift_study.basecorpus.CURVE_MODES`)."""
     rows = []
-    for mode, budget in (("direct", 24), ("worked", max_new_tokens)):
+    for mode in modes:
+        budget = {"direct": 24, "result": 16}.get(mode, max_new_tokens)
         gens = greedy_generate(model, tokenizer, [eval_prompt(q, mode) for _, q in heldout], budget)
         hits: dict[tuple, list[int]] = defaultdict(list)
         for (diff, q), g in zip(heldout, gens):
-            hits[(q.task, q.lang, diff)].append(int(read_result(g) == q.answer))
+            hits[(q.task, q.lang, diff)].append(int(read_result(g, mode) == q.answer))
         for (task, lang, diff), h in sorted(hits.items()):
             rows.append({"task": task, "lang": lang, "difficulty": diff, "mode": mode,
                          "n": len(h), "em": sum(h) / len(h)})
@@ -191,12 +195,14 @@ def build_base_model(section: Mapping[str, Any], out_dir: str | Path, work_dir: 
 def _final_table(curve: Sequence[dict]) -> str:
     last = max(r["step"] for r in curve)
     rows = [r for r in curve if r["step"] == last]
-    lines = ["| task | lang | difficulty | direct EM | worked EM |", "|---|---|---|---|---|"]
+    modes = [m for m in CURVE_MODES if any(r["mode"] == m for r in rows)]
+    lines = ["| task | lang | difficulty | " + " | ".join(f"{m} EM" for m in modes) + " |",
+             "|---|---|---|" + "---|" * len(modes)]
     key = defaultdict(dict)
     for r in rows:
         key[(r["task"], r["lang"], r["difficulty"])][r["mode"]] = r["em"]
     for (t, l, d), v in sorted(key.items()):
-        lines.append(f"| {t} | {l} | {d} | {v.get('direct', float('nan')):.2f} | {v.get('worked', float('nan')):.2f} |")
+        lines.append(f"| {t} | {l} | {d} | " + " | ".join(f"{v.get(m, float('nan')):.2f}" for m in modes) + " |")
     return "\n".join(lines)
 
 
@@ -204,6 +210,8 @@ def model_card(record: Mapping[str, Any], curve: Sequence[dict]) -> str:
     """The model card (``README.md``) of a built base model."""
     tr = record["train"]
     diffs = "\n".join(f"  - `{t}`: {json.dumps(d)}" for t, d in record["corpus"]["difficulties"].items())
+    result_note = ("" if any(r["mode"] == "result" and r["step"] < max(c["step"] for c in curve) for r in curve)
+                   else "In this build the `result` mode was added after the run and measured at the last step only.\n")
     return f"""# {record['name']}
 
 A small `LlamaForCausalLM` base model for the swift-study embedded default: pretrained
@@ -269,9 +277,12 @@ digits). Its weights' sha256 is in `checksums.sha256`; loading the model verifie
 
 ## Learning curve
 Exact match on held-out queries from the runs' side of the partition (never pretrained
-on), per task, language and difficulty setting (index into the list above): `direct`
-completes the query with the result line, `worked` writes the steps first
-(`curve.json`, `curve.png`). At the end of pretraining:
+on), per task, language and difficulty setting (index into the list above), in three
+modes (`swift_study.basecorpus.CURVE_MODES`): `direct` gives the bare query (the model
+picks the document form; right only if it states the right result within 24 tokens),
+`result` begins the result line for it (its answer without steps), `worked` begins
+`Solution:`/`解：` (steps, then the result); `curve.json`, `curve.png`.
+{result_note}At the end of pretraining:
 
 {_final_table(curve)}
 

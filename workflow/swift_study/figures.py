@@ -904,20 +904,20 @@ def render_stored(figure: str, inputs: Mapping[str, str | Path], out_png: str | 
 
 def plot_pretraining_curve(curve: list[dict], out_png: str | Path | None, out_pdf: str | Path | None = None) -> Figure:
     """The base model's learning curve: exact match against pretraining tokens, one panel
-    per mode (``direct``, ``worked``), one line per task (mean over languages and
-    difficulty settings)."""
+    per mode (``direct``, ``result``, ``worked``: swift_study.basecorpus.CURVE_MODES), one
+    line per task (mean over languages and difficulty settings)."""
     df = pd.DataFrame(curve)
-    modes = ["direct", "worked"]
+    modes = [m for m in ("direct", "result", "worked") if (df["mode"] == m).any()]
     with rc_context(style()):
-        fig = _figure(10, 4)
-        axes = fig.subplots(1, 2, sharey=True)
+        fig = _figure(5 * len(modes), 4)
+        axes = np.atleast_1d(fig.subplots(1, len(modes), sharey=True))
         for ax, mode in zip(axes, modes):
             sub = df[df["mode"] == mode]
             for task, g in sub.groupby("task"):
                 m = g.groupby("tokens")["em"].mean()
                 ax.plot(m.index / 1e6, m.to_numpy(), marker=".", label=_safe(str(task)))
-            ax.set_title(_safe(f"{mode}: " + ("result right after the query" if mode == "direct"
-                                              else "steps, then the result")))
+            ax.set_title(_safe(f"{mode}: " + {"direct": "the bare query", "result": "result line begun",
+                                              "worked": "steps, then the result"}[mode]))
             ax.set_xlabel("Pretraining tokens (millions)")
             ax.set_ylim(-0.03, 1.03)
             ax.grid()
