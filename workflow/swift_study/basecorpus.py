@@ -71,7 +71,7 @@ def eval_prompt(q: Query, mode: str) -> str:
     if mode == "direct":
         return f"{q.raw}\n"
     if mode == "result":
-        return f"{q.raw}\n" + _RESULT[q.lang].split("{x}")[0]
+        return f"{q.raw}\n" + _RESULT[q.lang].split("{x}")[0].rstrip(" ")  # BPE: the space goes with the answer
     return f"{q.raw}\n{_SOLUTION[q.lang]}\n"
 
 
