@@ -212,6 +212,7 @@ def model_card(record: Mapping[str, Any], curve: Sequence[dict]) -> str:
     diffs = "\n".join(f"  - `{t}`: {json.dumps(d)}" for t, d in record["corpus"]["difficulties"].items())
     result_note = ("" if any(r["mode"] == "result" and r["step"] < max(c["step"] for c in curve) for r in curve)
                    else "In this build the `result` mode was added after the run and measured at the last step only.\n")
+    notes = "".join(f"- {n}\n" for n in record.get("notes", []))
     return f"""# {record['name']}
 
 A small `LlamaForCausalLM` base model for the swift-study embedded default: pretrained
@@ -254,7 +255,7 @@ digits). Its weights' sha256 is in `checksums.sha256`; loading the model verifie
 - Wall time {record['wall_s'] / 60:.1f} min on {record['hardware']['cpus']} CPU cores
   ({record['hardware']['processor']}, {record['hardware']['threads']} torch threads, device {record['hardware']['device']}).
 - Versions: {json.dumps(record['versions'])}.
-
+{notes}
 ## Why this design (what was tried)
 - **Not the instruction formats.** A from-scratch base pretrained on the plain-QA format
   itself (the project's earlier default, 40 epochs) already answered `答案：X`, so the
