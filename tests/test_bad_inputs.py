@@ -173,7 +173,7 @@ def test_max_length_shorter_than_the_examples(tiny_model_dir, tmp_path):
     examples = [{"prompt": "12加3等于多少？\n", "completion": "答案：15"}] * 3
     check_lengths(tok, examples, 64)  # fits
     with pytest.raises(ConfigError, match=r"config key model.max_length: 4 tokens, but the longest training "
-                                          r"example has \d+ and 3 of 3 would be cut"):
+                                          r"example has \d+ \(example 1\) and 3 of 3 would be cut"):
         train(tiny_model_dir, tok, examples, tmp_path / "out", TrainArgs(max_length=4, device="cpu"),
               work_dir=tmp_path / "work")
     assert not (tmp_path / "out").exists()

@@ -910,7 +910,7 @@ def plot_pretraining_curve(curve: list[dict], out_png: str | Path | None, out_pd
     modes = [m for m in ("direct", "result", "worked") if (df["mode"] == m).any()]
     with rc_context(style()):
         fig = _figure(5 * len(modes), 4)
-        axes = np.atleast_1d(fig.subplots(1, len(modes), sharey=True))
+        axes = np.atleast_1d(fig.subplots(1, len(modes), sharex=True, sharey=True))
         for ax, mode in zip(axes, modes):
             sub = df[df["mode"] == mode]
             for task, g in sub.groupby("task"):

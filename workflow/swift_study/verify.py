@@ -80,8 +80,8 @@ def summary_findings(rows: Sequence[tuple[str, str, str, str]]) -> list[Finding]
     """The rows Snakemake would not leave alone: missing, stale, or to be updated."""
     out = []
     for path, rule, status, plan in rows:
-        if status == "ok" and plan == "no update":
-            continue
+        if status in ("ok", "removed temp file") and plan == "no update":
+            continue  # up to date (a temp() output is removed by design once its consumers ran)
         kind = "missing" if status == "missing" else "stale"
         detail = status if status != "ok" else "an input upstream is missing or stale"
         out.append(Finding(path, kind, f"{detail} (rule {rule})", path))
