@@ -30,7 +30,7 @@ dry-run: setup
 	$(SNAKE) -n
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=12
 
 # a results folder that fills up (feature writing, a training checkpoint) on a small tmpfs:
 # needs root to mount it (`make test` skips these tests otherwise, saying so)
