@@ -134,7 +134,7 @@ rule budget_train:
         samples=f"{R}/budget/eval/{{run}}/seed-{{seed}}/samples.jsonl",
         summary=f"{R}/budget/eval/{{run}}/seed-{{seed}}/train_summary.json",
     params:
-        start_dir=state_dir(BUDGET["start_state"]),
+        start_dir=start_dir_param(BUDGET["start_state"]),
         train=BUDGET["train"],
         eval=VAL["eval"],
         max_length=config["model"]["max_length"],

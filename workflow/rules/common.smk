@@ -129,6 +129,13 @@ def validation_benchmark_files():
         + [f"{R}/benchmarks/validation/finetune/{m}_seed-{s}.tsv" for m in VAL_MODELS for s in SEEDS]
 
 
+def start_dir_param(state, key="start"):
+    """Params function: the directory of retraining start ``state`` inside the rule's input
+    ``key`` (the base model itself, or a state below the warm-up's output), derived from
+    the input so that it follows the input wherever the job runs."""
+    return lambda wildcards, input: str(state_path(state, input[key], input[key]))
+
+
 def state_dir(state):
     """Path of a model state's saved model, given the inputs above exist."""
     return str(state_path(state, base_model_dir(), WARMUP_DIR))

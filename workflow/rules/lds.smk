@@ -42,7 +42,7 @@ rule lds_train:
         results=f"{R}/lds/eval/{{model}}/seed-{{seed}}/results.json",
         samples=f"{R}/lds/eval/{{model}}/seed-{{seed}}/samples.jsonl",
     params:
-        start_dir=state_dir(VAL["start_state"]),
+        start_dir=start_dir_param(VAL["start_state"]),
         train={k: VAL[k] for k in ("method", "learning_rate", "num_epochs", "batch_size", "lora")},
         eval=VAL["eval"],
         max_length=config["model"]["max_length"],

@@ -41,7 +41,7 @@ rule finetune:
         results=f"{R}/eval/{{vmodel}}_seed-{{seed}}/results.json",
         samples=f"{R}/eval/{{vmodel}}_seed-{{seed}}/samples.jsonl",
     params:
-        start_dir=state_dir(VAL["start_state"]),
+        start_dir=start_dir_param(VAL["start_state"]),
         train={k: VAL[k] for k in ("method", "learning_rate", "num_epochs", "batch_size", "lora")},
         eval=VAL["eval"],
         max_length=config["model"]["max_length"],
@@ -136,7 +136,7 @@ rule alignment:
         n_perm=VAL["n_perm"],
         metric=VAL["metric"],
         seed=config["seed"],
-        start_state_dir=state_dir(VAL["start_state"]),
+        start_state_dir=start_dir_param(VAL["start_state"], "start_state"),
         n_states=len(STATES),
         num_epochs=VAL["num_epochs"],
         max_length=config["model"]["max_length"],
