@@ -45,6 +45,12 @@ def test_slurm_profile_names_real_rules_and_gives_every_model_rule_a_gpu():
     assert {"finetune", "budget_train", "state_features", "warmup"} <= loads_model
     gpu = {rule for rule, res in prof["set-resources"].items() if res.get("gpu")}
     assert loads_model <= gpu, loads_model - gpu
+    # "all cores" is unknown under a cluster executor: each such rule needs set-threads
+    all_cores = {chunk.split(":", 1)[0] for smk in (ROOT / "workflow/rules").glob("*.smk")
+                 for chunk in re.split(r"^rule ", smk.read_text(encoding="utf-8"), flags=re.M)[1:]
+                 if re.search(r"threads:.*workflow\.cores", chunk)}
+    assert {"league", "warmup", "state_features"} <= all_cores
+    assert all_cores <= set(prof["set-threads"]), all_cores - set(prof["set-threads"])
 
 
 def _cli(*args):

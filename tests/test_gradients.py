@@ -447,6 +447,35 @@ def test_feature_store_streaming_equals_in_memory(model, tok, tmp_path):
     assert np.allclose(dots2, want)
 
 
+
+def test_projection_ensemble_averages_the_members_scores(model, tok, tmp_path):
+    """swift.gradients.seeds: the ensemble's inner products are the mean of its members'
+    (each a single projection seeded by seed + entry), in memory and in a store, and a
+    store of another ensemble is refused as incompatible."""
+    from swift_study.errors import ArgumentError
+    from swift_study.gradients import check_compatible
+
+    pairs, probes = _pairs(9, 5), _pairs(3, 6)
+    kw = dict(chunk_size=4, proj_factor_dim=4, proj_dim=64, device="cpu")
+    ens = GradientArgs(seed=5, seeds=[0, 3], **kw)
+    e_eval = featurize(model, tok, pairs, ens, out=tmp_path / "ens.npy", progress=False)
+    e_probe = featurize(model, tok, probes, ens, progress=False)
+    assert e_eval.shape == (9, 2 * 64) and read_meta(tmp_path / "ens.npy")["projector"]["members"] == [5, 8]
+    members = [(featurize(model, tok, probes, GradientArgs(seed=s, **kw), progress=False),
+                featurize(model, tok, pairs, GradientArgs(seed=s, **kw), progress=False)) for s in (5, 8)]
+    want = np.mean([p.astype(np.float64) @ e.astype(np.float64).T for p, e in members], axis=0)
+    dots, norms = pairwise_inner(e_probe, tmp_path / "ens.npy")
+    assert np.allclose(dots, want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
+    assert np.allclose(norms ** 2, np.mean([(e.astype(np.float64) ** 2).sum(1) for _, e in members], axis=0),
+                       rtol=1e-5)
+    assert not np.allclose(members[0][0], members[1][0])  # the members are different projections
+    featurize(model, tok, pairs, GradientArgs(seed=5, seeds=[0, 4], **kw), out=tmp_path / "other.npy",
+              progress=False)
+    with pytest.raises(Exception, match="another projector"):
+        check_compatible([tmp_path / "ens.npy", tmp_path / "other.npy"])
+    with pytest.raises(ArgumentError, match="seeds"):
+        GradientArgs(seeds=[1, 1])
+
 def test_feature_store_is_atomic(tmp_path):
     path = tmp_path / "f.npy"
     with pytest.raises(RuntimeError):

@@ -14,7 +14,7 @@ from swift_study.errors import SwiftStudyError
 from swift_study.offline import set_offline
 from swift_study.partition import run_partition
 from swift_study.runlock import hold_run_lock
-from swift_study.states import resolve_start_state, resolve_state, state_names, state_path, state_producer
+from swift_study.states import resolve_headline_state, resolve_start_state, resolve_state, state_names, state_path, state_producer
 
 set_offline()
 
@@ -40,6 +40,8 @@ PARTITION = _partition.to_dict() if _partition else None
 
 
 SWIFT = config["swift"]
+# the headline prediction's state (pre-registered for the default config: docs/method.md)
+HEADLINE_STATE = resolve_headline_state(SWIFT["state"], STATES)
 SHARDS = SWIFT["shards"]
 # one directory per model state and shard: the number of shards is part of the path
 FEATURES = f"{R}/swift/features/{{state}}/shard-{{shard}}-of-{SHARDS}"

@@ -86,7 +86,7 @@ rule alignment_figure:
         pdf=f"{R}/figures/alignment.pdf",
     params:
         figure="alignment",
-        options={"n_perm": VAL["n_perm"], "seed": config["seed"]},
+        options={"n_perm": VAL["n_perm"], "seed": config["seed"], "state": HEADLINE_STATE},
     log:
         f"{R}/logs/figures/alignment.log",
     benchmark:

@@ -83,6 +83,7 @@ rule lds_table:
         studies=config["studies"],
         estimator=SWIFT["estimator"],
         precondition=SWIFT["precondition"],
+        headline_state=HEADLINE_STATE,
     log:
         f"{R}/logs/lds/table.log",
     benchmark:

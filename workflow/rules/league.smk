@@ -30,6 +30,7 @@ rule ekfac_scores:
         f"{R}/logs/ekfac_scores/{{state}}.log",
     benchmark:
         f"{R}/benchmarks/swift/ekfac_scores/{{state}}.tsv"
+    priority: 5  # the swift side first: off the critical path while the retrainings run
     threads: 1
     resources:
         mem_mb=3000,
@@ -64,6 +65,7 @@ rule league:
         gradients=SWIFT["gradients"],
         estimator=SWIFT["estimator"],
         precondition=SWIFT["precondition"],
+        headline_state=HEADLINE_STATE,
         max_length=config["model"]["max_length"],
         device=config["device"],
         n_boot=100,

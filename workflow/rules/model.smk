@@ -67,6 +67,7 @@ rule warmup:
         f"{R}/logs/warmup.log",
     benchmark:
         f"{R}/benchmarks/warmup.tsv"
+    priority: 10  # the swift side first: off the critical path while the retrainings run
     threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
     resources:
         mem_mb=4000,
@@ -90,6 +91,7 @@ rule state_accuracy:
         f"{R}/logs/state_accuracy.log",
     benchmark:
         f"{R}/benchmarks/state_accuracy.tsv"
+    priority: 5  # the swift side first: off the critical path while the retrainings run
     threads: 1
     resources:
         mem_mb=1000,

@@ -25,6 +25,7 @@ rule report:
         f"{R}/report.html",
     params:
         config=config,
+        headline_state=HEADLINE_STATE,
     log:
         f"{R}/logs/report.log",
     benchmark:

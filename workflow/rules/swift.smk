@@ -33,6 +33,7 @@ rule state_features:
         f"{R}/logs/state_features/shard-{{shard}}.log",
     benchmark:
         f"{R}/benchmarks/swift/state_features/shard-{{shard}}.tsv"
+    priority: 5  # the swift side first: off the critical path while the retrainings run
     threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
     resources:
         mem_mb=4000,
@@ -60,12 +61,14 @@ rule score_study:
         state_dirs=[state_dir(s) for s in STATES],
         base_lr=config["warmup"]["learning_rate"],
         estimator=SWIFT["estimator"],
+        precondition=SWIFT["precondition"],
         bootstrap=SWIFT["bootstrap"],
         seed=config["seed"],
     log:
         f"{R}/logs/score_study.log",
     benchmark:
         f"{R}/benchmarks/swift/score_study.tsv"
+    priority: 5  # the swift side first: off the critical path while the retrainings run
     threads: 1
     resources:
         mem_mb=2000,
@@ -85,6 +88,7 @@ rule swift_summary:
         f"{R}/logs/swift_summary.log",
     benchmark:
         f"{R}/benchmarks/swift_summary.tsv"
+    priority: 5  # the swift side first: off the critical path while the retrainings run
     threads: 1
     resources:
         mem_mb=1000,

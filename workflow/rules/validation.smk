@@ -100,6 +100,7 @@ rule evaluate:
         f"{R}/logs/evaluate/state-{{state}}.log",
     benchmark:
         f"{R}/benchmarks/evaluate/state-{{state}}.tsv"
+    priority: 5  # the swift side first: off the critical path while the retrainings run
     threads: 1
     resources:
         mem_mb=4000,
@@ -136,6 +137,9 @@ rule alignment:
         n_perm=VAL["n_perm"],
         metric=VAL["metric"],
         seed=config["seed"],
+        headline_state=HEADLINE_STATE,
+        estimator=SWIFT["estimator"],
+        precondition=SWIFT["precondition"],
         start_state_dir=start_dir_param(VAL["start_state"], "start_state"),
         n_states=len(STATES),
         num_epochs=VAL["num_epochs"],

@@ -70,7 +70,7 @@ def main(smk, log):
             s = alignment_stats(t, n_perm=p.n_perm, seed=p.seed)
             lines.append(f"| {pairing} | {state} | {s['n_cells']} | {s['n_agree']} | {s['agreement_rate']:.2f} | "
                          f"{s['spearman']:.2f} | {s['p_value']:.3f} |")
-            if state == "aggregate":
+            if state == p.headline_state:
                 headline[pairing] = s
     align = pd.concat(tables, ignore_index=True)
     align.to_csv(smk.output.alignment, index=False)
@@ -82,7 +82,12 @@ def main(smk, log):
     md = ["# Alignment of the swift study with the validation study", "",
           "Pairings (docs/method.md): relative: d = s_S - s_B (RelInf - 1) predicts Delta_ctrl (vs the same-size "
           "plain-QA control); own: s_S predicts Delta_B (vs M_B). Cells: studies x (in, cross, each eval task). "
-          "aggregate = learning-rate-weighted TracIn-CP.", "", *lines, "",
+          "aggregate = learning-rate-weighted TracIn-CP.", "",
+          f"Headline (swift.state, pre-registered for the default config in docs/method.md): "
+          f"{p.estimator} / {p.precondition} / state {p.headline_state}: "
+          + ("; ".join(f"{k} {v['n_agree']}/{v['n_cells']} cells, Spearman {v['spearman']:.2f}, p {v['p_value']:.3f}"
+                       for k, v in headline.items()) or "no cells") + ".", "",
+          *lines, "",
           f"## Validation effects (alignment uses: {p.metric})", "",
           "delta: M_B+S - M_B; delta_ctrl: M_B+S - M_B+B' (same number of extra plain-QA examples); "
           "95% intervals over eval examples and training seeds.", "",
@@ -97,7 +102,7 @@ def main(smk, log):
           "an assumed sustained 4e14 FLOP/s; see swift_study.costs):", "",
           flops[["side", "flops", "flops_7b", "gpu_hours_7b"]].to_markdown(index=False, floatfmt=".3g")]
     atomic_write_text(smk.output.summary, "\n".join(md) + "\n")
-    log.info("aggregate alignment: %s", headline)
+    log.info("headline alignment (state %s): %s", p.headline_state, headline)
 
 
 run(snakemake, main)  # noqa: F821

@@ -23,7 +23,8 @@ def main(smk, log):
     best = pd.read_csv(smk.input.league).iloc[0]
     grid = pd.read_csv(smk.input.grid)
     configs = {
-        f"default ({p.estimator} / {p.precondition} / aggregate)": task_inflows(pd.read_csv(smk.input.swift)),
+        f"default ({p.estimator} / {p.precondition} / {p.headline_state})": task_inflows(
+            pd.read_csv(smk.input.swift), state=p.headline_state),
         f"league best ({best['estimator']} / {best['precondition']} / {best['state']})": task_inflows(
             grid[(grid["estimator"] == best["estimator"]) & (grid["precondition"] == best["precondition"])],
             state=best["state"]),

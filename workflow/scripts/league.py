@@ -55,7 +55,8 @@ def main(smk, log):
     grid_states = {pre: by for pre, by in grid_states.items() if all(by.values())}
     grid = score_grid(grid_states, studies, n_boot=p.n_boot, seed=p.seed)
     validation = pd.read_csv(smk.input.validation)
-    league = league_table(grid, validation, {"estimator": p.estimator, "precondition": p.precondition},
+    league = league_table(grid, validation, {"estimator": p.estimator, "precondition": p.precondition,
+                                             "state": p.headline_state},
                           n_perm=p.n_perm, seed=p.seed)
     league.to_csv(smk.output.csv, index=False)
     atomic_write_text(smk.output.grid, grid.to_csv(index=False, float_format="%.8g"))  # every configuration's scores (LDS)
@@ -65,13 +66,15 @@ def main(smk, log):
           f"configurations (estimator x preconditioning x model state; preconditioning ekfac: EK-FAC "
           f"curvature through kronfluence, exact gradients of the linear layers) x {league['pairing'].nunique()} "
           "pairings, scored against the same validation effects; cells = studies x (in, cross, each eval "
-          "task). Ranked: positive Spearman first, then by two-sided permutation p, then agreement.", "",
+          "task). Ranked: positive Spearman first, then by two-sided permutation p, then agreement. "
+          "Exploration: choosing a row after looking at all of them is selection; the headline is the "
+          "pre-registered default (swift.*, docs/method.md), tested on fresh seeds.", "",
           f"Best: {best['estimator']} / {best['precondition']} / {best['state']} / {best['pairing']}: "
           f"agreement {best['agreement_rate']:.2f} of {best['n_cells']} cells, Spearman {best['spearman']:.2f}, "
           f"p {best['p_value']:.3f}.", "",
           league_markdown(league), ""]
     for _, r in default.iterrows():
-        md.append(f"Default ({r['estimator']} / {r['precondition']} / aggregate / {r['pairing']}): rank "
+        md.append(f"Default, pre-registered ({r['estimator']} / {r['precondition']} / {r['state']} / {r['pairing']}): rank "
                   f"{r['rank']}, agreement {r['agreement_rate']:.2f}, Spearman {r['spearman']:.2f}, "
                   f"p {r['p_value']:.3f}.")
     atomic_write_text(smk.output.md, "\n".join(md) + "\n")

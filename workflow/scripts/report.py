@@ -7,18 +7,21 @@ from swift_study.report import config_yaml, csv_table, image_data_uri, render_re
 from swift_study.runner import run
 
 
-def headline(align_csv: str) -> str:
-    """One sentence on how well the swift study predicted the validation study."""
+def headline(align_csv: str, state: str = "aggregate") -> str:
+    """One sentence on how well the swift study's headline state (``swift.state``)
+    predicted the validation study."""
     df = pd.read_csv(align_csv)
     out = []
     for pairing, what in (("relative", "d = s_S - s_B against Delta_ctrl (vs the same-size plain-QA control)"),
                           ("own", "s_S against Delta_B (vs M_B)")):
-        agg = df[(df["state"] == "aggregate") & (df["pairing"] == pairing)]
+        agg = df[(df["state"] == state) & (df["pairing"] == pairing)]
         n = int(agg["agree"].notna().sum())
         k = int((agg["agree"] == 1).sum())
         out.append(f"{what}: {k} of {n} cells")
-    return ("The swift study (learning-rate-weighted over model states) predicted the direction of the "
-            "retraining outcome in " + "; ".join(out) + ".")
+    where = ("learning-rate-weighted over model states" if state == "aggregate"
+             else f"at model state {state}")
+    return (f"The swift study ({where}; swift.state, pre-registered for the default config) predicted the "
+            "direction of the retraining outcome in " + "; ".join(out) + ".")
 
 
 def generations_html(path: str) -> str:
@@ -38,7 +41,7 @@ def main(smk, log):
             for p in i.swift_figures]
     ctx = {
         "results": cfg["results"],
-        "headline": headline(i.alignment),
+        "headline": headline(i.alignment, smk.params.headline_state),
         "swift_figures": figs,
         "swift_table": csv_table(i.swift_csv),
         "state_accuracy_uri": image_data_uri(i.state_accuracy_png),

@@ -33,13 +33,18 @@ def main(smk, log):
         model = load_model(sdir)
         feats = featurize(model, tok, eval_shard, args, out=outs[0])
         log.info("%s: %d eval examples -> %s features", where, *feats.shape)
-        adam = ModelState(sdir).adam() if p.precondition == "adam" else None
+        ms = ModelState(sdir)
+        # LESS: Adam moments exist at the warm-up's states only; the base model's probe
+        # features stay unpreconditioned and score_study leaves the base out of adam scores
+        adam = ms.adam() if p.precondition == "adam" and ms.has_moments else None
+        if p.precondition == "adam" and adam is None:
+            log.info("%s: no optimizer moments; not part of the adam scores", where)
         for study, probes, out in zip(p.studies, probe_sets, outs[1:]):
             feats = featurize(model, tok, shard(probes), args, adam=adam, out=out)
             log.info("%s, study %s: %d probes -> %s features", where, study, *feats.shape)
         metas = smk.output.meta[i * per_state:(i + 1) * per_state]
         write_manifest(smk.output.manifests[i].rsplit("/", 1)[0], [*outs, *metas])  # after the stores
-        del model, feats, adam
+        del model, feats, adam, ms
         gc.collect()
 
 

@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--seeds", nargs="+", type=int, required=True, help="whole-study seeds (N >= 2)")
     rep.add_argument("--preset", choices=sorted(PRESETS), default="default")
     rep.add_argument("--root", default="results/replicates", help="where the replicates and tables go")
+    rep.add_argument("--state", default=None,
+                     help="the prediction's model state (aggregate, last or step-N; default: the preset's swift.state)")
     rep.add_argument("--reuse", nargs="*", default=[], metavar="SEED=DIR",
                      help="finished results directories of some seeds (not rerun)")
     plan = sub.add_parser("plan", help="estimate a configuration's cost per rule (no weights loaded)")
@@ -273,7 +275,8 @@ def replicate(args: argparse.Namespace, extra: list[str]) -> int:
             if code:
                 return code
         runs[str(seed)] = out
-    per, combined, cells = replicate_tables(runs)
+    state = args.state or merged_config(args.preset, [])["swift"]["state"]
+    per, combined, cells = replicate_tables(runs, state=state)
     root.mkdir(parents=True, exist_ok=True)
     for name, df in (("replicates", per), ("combined", combined), ("cells", cells)):
         df.to_csv(root / f"{name}.csv", index=False)

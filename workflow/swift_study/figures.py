@@ -49,6 +49,7 @@ from matplotlib.transforms import Bbox
 
 from .errors import DataError
 from .metrics import METRICS
+from .states import AGGREGATE
 
 STRATEGY_NAMES: dict[str, tuple[str, str]] = {
     "cot": ("Chain-of-thought", "思维链"),
@@ -66,7 +67,6 @@ _ZH_TEXT = "".join(zh for _, zh in [*STRATEGY_NAMES.values(), *CONTEXT_NAMES.val
     "相对影响流入基线策略模型状态聚合验证效果一致不稳定快速研究区间与：（）"
 _CJK_HINTS = ("CJK", "WenQuanYi", "Droid Sans Fallback", "AR PL", "Source Han", "Noto Sans SC",
               "Noto Serif SC", "SimHei", "SimSun", "YaHei", "PingFang", "Heiti", "Hiragino Sans GB")
-AGGREGATE = "aggregate"
 _DPI = 200  # PNG resolution: sharp at print size (the PDF is vector)
 BUNDLED_CJK_FONT = Path(__file__).with_name("fonts") / "SwiftSansSC-Regular.otf"
 
@@ -866,7 +866,8 @@ PAPER_FIGURES: tuple[str, ...] = ("swift", "state_accuracy", "validation", "alig
 
 
 def render_stored(figure: str, inputs: Mapping[str, str | Path], out_png: str | Path | None,
-                  out_pdf: str | Path | None, metric: str = "em", n_perm: int = 1000, seed: int = 0) -> Figure:
+                  out_pdf: str | Path | None, metric: str = "em", n_perm: int = 1000, seed: int = 0,
+                  state: str = AGGREGATE) -> Figure:
     """Draw one paper figure from the stored CSV results alone (no model, no retraining).
 
     ``figure`` (one of :data:`PAPER_FIGURES`) and its ``inputs``:
@@ -874,8 +875,8 @@ def render_stored(figure: str, inputs: Mapping[str, str | Path], out_png: str | 
     * ``swift``: ``scores`` (``swift/scores/<study>.csv``);
     * ``state_accuracy``: ``csv`` (``model/state_accuracy.csv``);
     * ``validation``: ``validation`` (``validation/validation.csv``), drawn for ``metric``;
-    * ``alignment``: ``alignment`` (``validation/alignment.csv``): the aggregate, relative
-      pairing, with the agreement statistics (``n_perm`` permutations, ``seed``) recomputed
+    * ``alignment``: ``alignment`` (``validation/alignment.csv``): the headline ``state``
+      (``swift.state``; default the aggregate), relative pairing, with the agreement statistics (``n_perm`` permutations, ``seed``) recomputed
       from the stored cells exactly as the alignment rule computes them;
     * ``league``: ``league`` (``alignment/league.csv``);
     * ``lds``: ``points`` and ``scores`` (``alignment/lds_points.csv``, ``alignment/lds.csv``);
@@ -891,8 +892,11 @@ def render_stored(figure: str, inputs: Mapping[str, str | Path], out_png: str | 
         from .alignment import alignment_stats
 
         align = pd.read_csv(inputs["alignment"])
-        agg = align[(align["state"] == AGGREGATE) & (align["pairing"] == "relative")].drop(columns="state")
-        return plot_alignment(agg, out_png, out_pdf, stats=alignment_stats(agg, n_perm=n_perm, seed=seed))
+        agg = align[(align["state"] == state) & (align["pairing"] == "relative")].drop(columns="state")
+        if agg.empty:
+            raise DataError(f"{inputs['alignment']}: no rows of state {state!r} (swift.state)")
+        return plot_alignment(agg, out_png, out_pdf, stats=alignment_stats(agg, n_perm=n_perm, seed=seed),
+                              title=_bi(("Swift study vs validation", "快速研究与验证")) + f" ({state})")
     if figure == "league":
         return plot_league(pd.read_csv(inputs["league"]), out_png, out_pdf)
     if figure == "lds":

@@ -63,11 +63,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import ArgumentError, DataError
+from .states import AGGREGATE
 from .study import Study
 
 CONTEXTS: tuple[str, ...] = ("in", "cross")   # then one context "task:<t>" per eval task
 TASK_PREFIX = "task:"
-AGGREGATE = "aggregate"
 
 COLUMNS: tuple[str, ...] = (
     "study", "strategy", "context", "state", "lr", "weight", "weights",

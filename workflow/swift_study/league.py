@@ -51,8 +51,9 @@ def league_table(grid: pd.DataFrame, validation: pd.DataFrame, default: Mapping[
     """One row per (configuration, pairing), best first (:data:`COLUMNS`).
 
     ``grid``: :func:`score_grid`; ``validation``: the validation effects
-    (``validation.csv``); ``default``: the run's own ``estimator`` and
-    ``precondition`` (its rows are flagged ``default``, for every state).
+    (``validation.csv``); ``default``: the run's own ``estimator``, ``precondition``
+    and headline ``state`` (``swift.state``, default the aggregate): that row is flagged
+    ``default``, for both pairings.
     """
     rows = []
     for (est, pre), g in grid.groupby(["estimator", "precondition"], sort=False):
@@ -65,7 +66,8 @@ def league_table(grid: pd.DataFrame, validation: pd.DataFrame, default: Mapping[
                                  agreement_rate=s["agreement_rate"], spearman=s["spearman"],
                                  p_value=s["p_value"],
                                  default=(est == default.get("estimator")
-                                          and pre == default.get("precondition") and state == AGGREGATE)))
+                                          and pre == default.get("precondition")
+                                          and state == default.get("state", AGGREGATE))))
     out = pd.DataFrame(rows)
     # a prediction that ranks the outcomes backwards is no better than none: positive
     # correlations first, then by p (two-sided), agreement and rho

@@ -3,8 +3,8 @@ combined test over them (``swift-study replicate``).
 
 Each replicate is a finished results directory of the same configuration with another
 ``seed`` (model states, swift study, validation and alignment all redone). Per replicate
-and pairing, the default swift configuration's aggregate alignment is read from
-``validation/alignment.csv``; the combined test is a stratified permutation test (the
+and pairing, the swift configuration's alignment at its headline state (``swift.state``:
+the aggregate, ``last`` or a state name) is read from ``validation/alignment.csv``; the combined test is a stratified permutation test (the
 predictions are permuted within each replicate, the statistic is the mean Spearman rho
 over replicates), with Fisher's method over the per-replicate p-values beside it.
 Sign stability: every in/cross cell whose Delta_ctrl interval excludes 0 in any
@@ -23,6 +23,7 @@ from scipy import stats
 
 from .alignment import alignment_stats
 from .errors import DataError
+from .states import AGGREGATE, LAST
 
 
 def load_replicate(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -59,20 +60,32 @@ def stratified_permutation_p(pairs: Sequence[tuple[np.ndarray, np.ndarray]], n_p
     return observed, float(p)
 
 
+def resolve_state(align: pd.DataFrame, name: str, where: str = "alignment.csv") -> str:
+    """``name`` among the states of an ``alignment.csv``: ``aggregate``, ``last`` (the last
+    model state, in the file's training order) or a state name."""
+    states = [s for s in dict.fromkeys(align["state"].astype(str)) if s != AGGREGATE]
+    resolved = states[-1] if name == LAST and states else name
+    if resolved != AGGREGATE and resolved not in states:
+        raise DataError(f"{where}: no model state {name!r}; it has {states + [AGGREGATE]}")
+    return resolved
+
+
 def replicate_tables(runs: Mapping[str, str | Path], n_perm: int = 10000, seed: int = 0,
-                     state: str = "aggregate") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                     state: str = AGGREGATE) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Per-replicate stats, the combined test and the sign stability of significant cells.
 
-    ``runs`` maps a replicate's label (its seed) to its results directory.
+    ``runs`` maps a replicate's label (its seed) to its results directory; ``state`` is
+    the prediction's model state (:func:`resolve_state`), the same in every replicate.
     """
     per, combined, cells = [], [], []
     loaded = {label: load_replicate(d) for label, d in runs.items()}
     for pairing in ("relative", "own"):
         pairs, pvals = [], []
         for label, (align, _) in loaded.items():
-            t = align[(align["state"] == state) & (align["pairing"] == pairing)]
+            st = resolve_state(align, state, f"{runs[label]}/validation/alignment.csv")
+            t = align[(align["state"] == st) & (align["pairing"] == pairing)]
             s = alignment_stats(t, n_perm=n_perm, seed=seed)
-            per.append({"replicate": label, "pairing": pairing, **s})
+            per.append({"replicate": label, "pairing": pairing, "state": st, **s})
             pairs.append((t["prediction"].to_numpy(float), t["delta"].to_numpy(float)))
             if not math.isnan(s["p_value"]):
                 pvals.append(s["p_value"])
@@ -111,7 +124,8 @@ def replicate_markdown(per: pd.DataFrame, combined: pd.DataFrame, cells: pd.Data
     stable = int(sig["same_sign"].sum())
     return "\n".join([
         "# Replicates of the whole study", "",
-        "Per whole-study seed, the default swift configuration's aggregate alignment (docs/method.md):", "",
+        "Per whole-study seed, the swift configuration's alignment at its headline state (swift.state, "
+        "docs/method.md):", "",
         per.to_markdown(index=False, floatfmt=".3f"), "",
         "Combined over replicates: predictions permuted within each replicate (statistic: mean Spearman), "
         "and Fisher's method over the per-replicate p-values:", "",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 BASE = "base"
 LAST = "last"
+AGGREGATE = "aggregate"  # the TracIn-CP aggregate over all states (swift_study.influence)
 STATES_DIRNAME = "states"
 STATE_JSON = "state.json"
 MOMENTS_NAME = "optimizer_moments.pt"
@@ -49,6 +50,12 @@ def resolve_state(name: str, names: Sequence[str], key: str) -> str:
     if resolved not in names:
         raise ConfigError(f"config key {key}: {name!r} is not a model state; choose one of {list(names)} or 'last'")
     return resolved
+
+
+def resolve_headline_state(name: str, names: Sequence[str], key: str = "swift.state") -> str:
+    """The headline prediction's state (``swift.state``): ``aggregate`` (the TracIn-CP
+    aggregate over all states) or a model state (``last`` resolved)."""
+    return AGGREGATE if name == AGGREGATE else resolve_state(name, names, key)
 
 
 def resolve_start_state(name: str, names: Sequence[str], key: str) -> str:

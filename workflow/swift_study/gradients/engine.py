@@ -68,6 +68,7 @@ together with the embedding's per-example gradient (a shifted CountSketch, see
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -104,6 +105,7 @@ class GradientArgs:
     proj_factor_dim: int = 128        # k of the Kronecker factors (kron, mixed)
     proj_dim: int = 32768             # output dimension (sketch, mixed)
     seed: int = 0                     # projection seed (same for every example)
+    seeds: list[int] = field(default_factory=lambda: [0])  # ensemble: one projection per seed + entry
     chunk_size: int = 32              # examples per batched pass
     dtype: str = "float32"            # float32 | bfloat16 (autocast; features stay float32)
     device: str = "auto"              # auto | cpu | cuda
@@ -135,6 +137,12 @@ class GradientArgs:
         integer("proj_factor_dim", 1)
         integer("proj_dim", 1)
         integer("seed", 0)
+        if (isinstance(self.seeds, (str, bytes)) or not len(self.seeds)
+                or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0 for s in self.seeds)
+                or len(set(self.seeds)) != len(self.seeds)):
+            raise ArgumentError(f"GradientArgs.seeds must be a non-empty list of distinct integers >= 0, "
+                                f"got {self.seeds!r}")
+        self.seeds = [int(s) for s in self.seeds]
         integer("chunk_size", 1)
         integer("max_length", 2)
         if not isinstance(self.sort_by_length, (bool, np.bool_)):
@@ -172,16 +180,26 @@ def resolve_subset(model: nn.Module, args: GradientArgs) -> ParamSubset:
 
 
 def build_projector(subset: ParamSubset, args: GradientArgs) -> Projector:
-    """The projector of ``args`` for ``subset`` (same seed -> same projection)."""
+    """The projector of ``args`` for ``subset`` (same seed -> same projection; one
+    member of an ensemble: see :func:`ensemble_members`)."""
     return make_projector(args.projection, subset.shapes, k=args.proj_factor_dim,
                           dim=args.proj_dim, seed=args.seed,
                           sketched=[e.weight for e in subset.embeddings])
 
 
+def ensemble_members(args: GradientArgs) -> list[GradientArgs]:
+    """The single-projection arguments of each member of ``args.seeds`` (projection seed
+    ``args.seed + entry``); ``[args]`` itself for the default single projection."""
+    if args.seeds == [0]:
+        return [args]
+    return [dataclasses.replace(args, seed=args.seed + s, seeds=[0]) for s in args.seeds]
+
+
 def feature_dim(model: nn.Module, args: GradientArgs | None = None) -> int:
     """Dimension ``d`` of the features :func:`featurize` returns for ``model``."""
     args = args or GradientArgs()
-    return build_projector(resolve_subset(model, args), args).dim
+    members = ensemble_members(args)
+    return len(members) * build_projector(resolve_subset(model, members[0]), members[0]).dim
 
 
 def _as_adam(adam: AdamState | Mapping[str, Any] | None) -> AdamState | None:
@@ -205,8 +223,33 @@ def featurize(model: nn.Module, tokenizer, pairs: Sequence[tuple[str, str]],
     (``.npy`` + ``.json`` sidecar) and the returned array is memory-mapped from it.
     The model is moved to ``args.device`` (in place) and run in eval mode; its
     parameters' ``requires_grad`` flags are restored afterwards.
+
+    A projection ensemble (``args.seeds`` with n entries) featurizes once per member
+    and puts the members' features side by side, divided by sqrt(n): every inner
+    product (and squared norm) is then the members' average, i.e. the scores are
+    averaged over n independent projections (in memory: n x the rows' features).
     """
     args = args or GradientArgs()
+    members = ensemble_members(args)
+    if len(members) > 1:
+        parts = [np.asarray(featurize(model, tokenizer, pairs, m, adam=adam, progress=progress))
+                 for m in members]
+        feats = np.concatenate(parts, axis=1) / np.float32(math.sqrt(len(parts)))
+        if out is None:
+            return feats.astype(np.float32, copy=False)
+        subset = resolve_subset(model, members[0])
+        meta = {"args": args.to_dict(), "projector": {"kind": "ensemble", "dim": int(feats.shape[1]),
+                                                      "members": [m.seed for m in members],
+                                                      "member": build_projector(subset, members[0]).describe()},
+                "names": subset.names, "shapes": {k: list(v) for k, v in subset.shapes.items()},
+                "adam": adam is not None}
+        store = FeatureStore(out, feats.shape[0], feats.shape[1], meta)
+        try:
+            store.write(0, feats.astype(np.float32, copy=False))
+        except BaseException:
+            store.abort()
+            raise
+        return np.load(store.close(), mmap_mode="r")
     device = pick_device(args.device)
     if args.device != "auto" and device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("GradientArgs.device is 'cuda' but CUDA is not available")

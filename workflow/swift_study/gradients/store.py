@@ -212,7 +212,7 @@ def feature_norms(feats: str | os.PathLike | np.ndarray, chunk: int | None = Non
 #: sidecar keys that must agree between stores whose features are compared
 COMPATIBLE_KEYS: tuple[str, ...] = ("projector", "names", "shapes")
 _ARG_KEYS: tuple[str, ...] = ("subset", "last_n_layers", "modules", "projection", "proj_factor_dim",
-                              "proj_dim", "seed", "dtype")
+                              "proj_dim", "seed", "seeds", "dtype")
 
 
 def check_compatible(paths: Sequence[str | os.PathLike]) -> None:
