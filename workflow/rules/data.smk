@@ -44,6 +44,7 @@ rule study_sets:
         f"{R}/logs/study_sets/{{study}}.log",
     benchmark:
         f"{R}/benchmarks/study_sets/{{study}}.tsv"
+    priority: 5  # the swift side first: its probes gate the gradient features
     threads: 1
     resources:
         mem_mb=1000,

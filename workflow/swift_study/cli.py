@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="sustained FLOP/s of one job (default 4e14, an H100 in bf16 at ~40%% MFU; "
                            "1e10 with --compare-benchmarks on a CPU run)")
     plan.add_argument("--overhead-s", type=float, default=None, help="seconds per job besides its FLOPs")
+    plan.add_argument("--calibrate", action="store_true",
+                      help="measure this CPU's FLOP/s on the study's model and a job's start-up seconds "
+                           "(models up to 2e8 parameters), and plan with them")
     plan.add_argument("--compare-benchmarks", default=None, metavar="RESULTS_DIR",
                       help="a finished run's results folder: estimates beside its benchmark files")
     args, extra = parser.parse_known_args(argv)
@@ -245,9 +248,21 @@ def plan_command(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     default_rate = CPU_FLOPS_PER_S if args.compare_benchmarks else ASSUMED_FLOPS_PER_S
+    overhead = JOB_OVERHEAD_S if args.overhead_s is None else args.overhead_s
+    if args.calibrate:
+        from .planner import calibrate
+
+        try:
+            cal = calibrate(cfg, model_config=args.model_config, tokenizer_dir=args.tokenizer)
+        except SwiftStudyError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"calibrated on this machine: {cal.flops_per_s:.3g} FLOP/s (training steps of the study's model, "
+              f"one thread), {cal.overhead_s:.1f} s start-up per job\n")
+        default_rate = cal.flops_per_s
+        overhead = overhead if args.overhead_s is not None else cal.overhead_s
     plan = plan_study(cfg, model_config=args.model_config, tokenizer_dir=args.tokenizer,
-                      flops_per_s=args.flops_per_s or default_rate,
-                      overhead_s=JOB_OVERHEAD_S if args.overhead_s is None else args.overhead_s)
+                      flops_per_s=args.flops_per_s or default_rate, overhead_s=overhead)
     print(plan_markdown(plan))
     if args.compare_benchmarks:
         cmp = compare_benchmarks(plan, args.compare_benchmarks)

@@ -334,6 +334,89 @@ def plan_markdown(plan: pd.DataFrame) -> str:
     return head + view.to_markdown(index=False, floatfmt=".3g")
 
 
+#: the largest model :func:`measure_flops_per_s` builds with real weights on the CPU
+CALIBRATE_MAX_PARAMS = 200_000_000
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """This machine's figures for the plan (``swift-study plan --calibrate``)."""
+
+    flops_per_s: float   # sustained forward+backward FLOP/s of the study's model, one thread
+    overhead_s: float    # a fresh job's imports (torch, transformers, trl, the package)
+
+
+def measure_flops_per_s(hf_cfg, tokens: float, batch: int = 32, seconds: float = 3.0) -> float:
+    """Sustained FLOP/s of training steps (forward, backward, AdamW; counted as 6 N per
+    token, as the plan counts them) of the model of ``hf_cfg`` with random weights on
+    this machine's CPU, one thread (the validation's retraining jobs run one thread
+    each), ``batch`` sequences of ``tokens`` tokens, timed for about ``seconds`` after one
+    untimed step. Measured, not assumed: the plan's seconds follow the CPU it runs on."""
+    import time
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from .errors import ConfigError
+
+    n = _unique_params(meta_model(hf_cfg))
+    if n > CALIBRATE_MAX_PARAMS:
+        raise ConfigError(f"--calibrate: a {n / 1e9:.2f}B-parameter model is too large to time on the CPU; "
+                          "pass --flops-per-s (e.g. 4e14 for one GPU at bf16)")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(hf_cfg).float().train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        ids = torch.randint(0, int(hf_cfg.vocab_size), (batch, max(2, int(round(tokens)))))
+
+        def step() -> None:
+            model(input_ids=ids, labels=ids).loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        step()
+        steps, t0 = 0, time.perf_counter()
+        while steps < 2 or time.perf_counter() - t0 < seconds:
+            step()
+            steps += 1
+        elapsed = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
+    return 6.0 * n * ids.numel() * steps / elapsed
+
+
+def measure_overhead_s(repeats: int = 2) -> float:
+    """Seconds a job pays besides its FLOPs, measured as what every job's process does
+    first: a fresh Python importing torch, transformers, trl and this package (the
+    fastest of ``repeats``; model loading and writing outputs are small beside it here)."""
+    import subprocess
+    import sys
+    import time
+
+    code = "import torch, transformers, trl, swift_study.modeling, swift_study.finetune"
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**__import__("os").environ, "PYTHONPATH": root}
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def calibrate(cfg: Mapping[str, Any], model_config: str | Path | None = None,
+              tokenizer_dir: str | Path | None = None) -> Calibration:
+    """:class:`Calibration` of this machine for the study's model (its training batch and
+    mean padded length), by :func:`measure_flops_per_s` and :func:`measure_overhead_s`."""
+    hf = hf_config(cfg, model_config)
+    tok = measure_tokens(cfg, tokenizer_dir or model_config or cfg["model"].get("local_dir"))
+    padded = min(float(cfg["model"]["max_length"]), 2.0 * tok.train)
+    return Calibration(measure_flops_per_s(hf, padded, batch=int(cfg["warmup"]["batch_size"])),
+                       measure_overhead_s())
+
+
 def compare_benchmarks(plan: pd.DataFrame, results_dir: str | Path) -> pd.DataFrame:
     """Estimates beside a finished run's Snakemake benchmark files, per planned rule.
 
