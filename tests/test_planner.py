@@ -123,3 +123,21 @@ def test_cli_plan_prints_the_table_and_fails_outside_2x(tmp_path, capsys):
     assert code == 2
     assert main(["plan", "--preset", "tiny"]) == 0
     assert "1e+10 FLOP/s" not in capsys.readouterr().out  # the GPU throughput without a comparison
+
+
+def test_calibration_measures_this_machine_and_refuses_a_7b_model(tiny_cfg, tmp_path):
+    """--calibrate: FLOP/s from timed training steps of the study's own model (more tokens
+    per step cost proportionally more time, so the rate stays of one order), and a
+    job's start-up seconds from a fresh interpreter; a 7B shape is refused, not built."""
+    from swift_study.errors import ConfigError
+    from swift_study.planner import measure_flops_per_s, measure_overhead_s
+
+    hf = hf_config(tiny_cfg)
+    short = measure_flops_per_s(hf, tokens=16, batch=4, seconds=0.3)
+    long = measure_flops_per_s(hf, tokens=64, batch=8, seconds=0.3)
+    assert 1e6 < short < 1e13 and 1e6 < long < 1e13
+    assert 0.05 < long / short < 50
+    assert 0.1 < measure_overhead_s(repeats=1) < 120
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA_7B_ZH))
+    with pytest.raises(ConfigError, match="too large to time"):
+        measure_flops_per_s(hf_config(tiny_cfg, tmp_path), tokens=16)

@@ -343,7 +343,7 @@ class Calibration:
     """This machine's figures for the plan (``swift-study plan --calibrate``)."""
 
     flops_per_s: float   # sustained forward+backward FLOP/s of the study's model, one thread
-    overhead_s: float    # a fresh job's imports (torch, transformers, trl, the package)
+    overhead_s: float    # a fresh job's start-up: importing torch and transformers' model classes
 
 
 def measure_flops_per_s(hf_cfg, tokens: float, batch: int = 32, seconds: float = 3.0) -> float:
@@ -389,13 +389,14 @@ def measure_flops_per_s(hf_cfg, tokens: float, batch: int = 32, seconds: float =
 
 def measure_overhead_s(repeats: int = 2) -> float:
     """Seconds a job pays besides its FLOPs, measured as what every job's process does
-    first: a fresh Python importing torch, transformers, trl and this package (the
-    fastest of ``repeats``; model loading and writing outputs are small beside it here)."""
+    first: a fresh Python importing torch and transformers' model classes (the fastest of
+    ``repeats``; the rules' own imports, model loading and writing outputs come on top,
+    which the tiny preset's benchmark files put at a few seconds more)."""
     import subprocess
     import sys
     import time
 
-    code = "import torch, transformers, trl, swift_study.modeling, swift_study.finetune"
+    code = "import torch, transformers; from transformers import AutoModelForCausalLM"
     root = str(Path(__file__).resolve().parents[1])
     env = {**__import__("os").environ, "PYTHONPATH": root}
     best = math.inf
