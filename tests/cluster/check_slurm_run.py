@@ -6,8 +6,9 @@
 1. every job Snakemake ran is a SLURM job: the run's jobs in ``sacct`` (job name = the
    plugin's run id, printed in the log as ``SLURM run ID``) cover every ``rule X:`` the
    log names, each ``COMPLETED`` with exit code 0;
-2. each job's ``mem_mb``, ``runtime`` and ``cpus_per_task`` of the profile (its
-   ``default-resources`` under ``set-resources``) reached ``sbatch``: sacct's ReqMem,
+2. each job's ``mem_mb``, ``runtime`` and ``cpus_per_task`` (the profile's
+   ``set-resources`` over the rule's own ``resources:`` over the profile's
+   ``default-resources``, Snakemake's precedence) reached ``sbatch``: sacct's ReqMem,
    Timelimit and ReqCPUS (the rule is the plugin's ``--comment rule_<name>...``);
 3. the CSVs of the swift summary, the validation and the alignment equal the local run's.
 
@@ -42,10 +43,24 @@ def rules_run(log: str) -> Counter:
     return Counter(re.findall(r"^rule (\w+):", log, flags=re.M))
 
 
-def expected_resources(profile: Path, rule: str) -> dict:
-    """``mem_mb``, ``runtime``, ``cpus_per_task`` the profile gives ``rule``."""
+def rule_resources(rules_dir: Path) -> dict[str, dict[str, int]]:
+    """The integer resources each rule declares itself (``resources: mem_mb=N``)."""
+    out = {}
+    for smk in rules_dir.glob("*.smk"):
+        for chunk in re.split(r"^rule ", smk.read_text(encoding="utf-8"), flags=re.M)[1:]:
+            block = re.search(r"^    resources:\n((?:        .*\n)+)", chunk, flags=re.M)
+            declared = dict(re.findall(r"(\w+)=(\d+)", block.group(1))) if block else {}
+            out[chunk.split(":", 1)[0]] = {k: int(v) for k, v in declared.items()}
+    return out
+
+
+def expected_resources(profile: Path, rule: str, declared: dict[str, dict[str, int]] | None = None) -> dict:
+    """``mem_mb``, ``runtime``, ``cpus_per_task`` that ``rule``'s jobs should ask ``sbatch`` for,
+    by Snakemake's precedence: the profile's ``set-resources``, then the rule's own
+    ``resources:`` (``declared``, from :func:`rule_resources`), then ``default-resources``."""
     cfg = yaml.safe_load((profile / "config.yaml").read_text())
-    res = {**cfg.get("default-resources", {}), **cfg.get("set-resources", {}).get(rule, {})}
+    res = {**cfg.get("default-resources", {}), **(declared or {}).get(rule, {}),
+           **cfg.get("set-resources", {}).get(rule, {})}
     return {k: int(res[k]) for k in ("mem_mb", "runtime", "cpus_per_task")}
 
 
@@ -91,12 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         failures.append("the log names no rule job")
     if missing:
         failures.append(f"jobs with no completed SLURM job: {missing}")
+    declared = rule_resources(Path(a.profile).resolve().parents[1] / "rules")
     for _, j in jobs.dropna(subset=["rule"]).iterrows():
-        exp = expected_resources(Path(a.profile), j["rule"])
+        exp = expected_resources(Path(a.profile), j["rule"], declared)
         seen = {"mem_mb": int(float(j["ReqMem"].rstrip("MGn"))), "runtime": minutes(j["Timelimit"]),
                 "cpus_per_task": int(j["ReqCPUS"])}
         if seen != exp:
-            failures.append(f"job {j['JobIDRaw']} ({j['rule']}): sbatch got {seen}, the profile says {exp}")
+            failures.append(f"job {j['JobIDRaw']} ({j['rule']}): sbatch got {seen}, the profile and rule say {exp}")
     for rel in CSVS:
         try:
             pd.testing.assert_frame_equal(pd.read_csv(Path(a.local) / rel), pd.read_csv(Path(a.slurm) / rel),
