@@ -22,8 +22,8 @@ import pandas as pd
 from scipy import stats
 
 from .alignment import alignment_stats
-from .errors import DataError
-from .states import AGGREGATE, LAST
+from .errors import ConfigError, DataError
+from .states import AGGREGATE, LAST, resolve_headline_state
 
 
 def load_replicate(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -64,10 +64,12 @@ def resolve_state(align: pd.DataFrame, name: str, where: str = "alignment.csv") 
     """``name`` among the states of an ``alignment.csv``: ``aggregate``, ``last`` (the last
     model state, in the file's training order) or a state name."""
     states = [s for s in dict.fromkeys(align["state"].astype(str)) if s != AGGREGATE]
-    resolved = states[-1] if name == LAST and states else name
-    if resolved != AGGREGATE and resolved not in states:
-        raise DataError(f"{where}: no model state {name!r}; it has {states + [AGGREGATE]}")
-    return resolved
+    if name == LAST and not states:
+        raise DataError(f"{where}: no model state {name!r}; it has {[AGGREGATE]}")
+    try:
+        return resolve_headline_state(name, states)
+    except ConfigError:
+        raise DataError(f"{where}: no model state {name!r}; it has {states + [AGGREGATE]}") from None
 
 
 def replicate_tables(runs: Mapping[str, str | Path], n_perm: int = 10000, seed: int = 0,
