@@ -139,6 +139,9 @@ def test_lora_model_states_are_adapters_with_moments_and_give_lora_gradients(env
     assert ms.is_adapter and ms.has_moments and ms.learning_rate() > 0
     adam = ms.adam()
     assert adam.step == 6 and adam.moments and all("lora_" in n for n in adam.moments)
+    assert ms.scored_with("adam") and ms.preconditioner("adam").step == 6 and ms.preconditioner("none") is None
+    base = ModelState(env["base"])  # never optimized: no moments, so no adam scores
+    assert not base.scored_with("adam") and base.scored_with("none") and base.preconditioner("adam") is None
     peft_model = load_model(st)
     names = [n for n, _ in peft_model.named_parameters() if "lora_" in n]
     assert sorted(names) == sorted(adam.moments)  # the moments are keyed like the loaded state

@@ -31,13 +31,13 @@ def main(smk, log):
         ms = ModelState(sdir)
         lr = ms.learning_rate(p.base_lr if state == BASE else None)
         # the base model has no optimizer moments: no adam rows for it
-        adam = ms.adam() if ms.has_moments else None
+        adam = ms.preconditioner("adam")
         model = None
         for j, study in enumerate(studies):
             stored = probe_stores[j * n_states + i]
             check_compatible([*stored, *ef])
             for pre in ("none", "adam"):
-                if pre == "adam" and adam is None:
+                if not ms.scored_with(pre):
                     continue
                 if pre == p.precondition:
                     feats = concat_features(stored)

@@ -25,7 +25,7 @@ def main(smk, log):
         study = Study.from_config(spec)
         states, arrays = [], {}
         for i, (state, sdir) in enumerate(zip(p.states, p.state_dirs)):
-            if p.precondition == "adam" and not ModelState(sdir).has_moments:
+            if not ModelState(sdir).scored_with(p.precondition):
                 continue  # no Adam moments (the base model): no adam scores, as in the league
             pf, ef = probe_stores[j * n_states + i], eval_stores[i]
             check_compatible([*pf, *ef])  # same projection, seed and parameters, or stop

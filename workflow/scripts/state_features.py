@@ -36,8 +36,8 @@ def main(smk, log):
         ms = ModelState(sdir)
         # LESS: Adam moments exist at the warm-up's states only; the base model's probe
         # features stay unpreconditioned and score_study leaves the base out of adam scores
-        adam = ms.adam() if p.precondition == "adam" and ms.has_moments else None
-        if p.precondition == "adam" and adam is None:
+        adam = ms.preconditioner(p.precondition)
+        if not ms.scored_with(p.precondition):
             log.info("%s: no optimizer moments; not part of the adam scores", where)
         for study, probes, out in zip(p.studies, probe_sets, outs[1:]):
             feats = featurize(model, tok, shard(probes), args, adam=adam, out=out)

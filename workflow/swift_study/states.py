@@ -159,6 +159,18 @@ class ModelState:
         """eta_k: the learning rate recorded in ``state.json``, else ``fallback``."""
         return self.info().get("learning_rate", fallback)
 
+    def scored_with(self, precondition: str) -> bool:
+        """Whether scores with ``precondition`` exist at this state: every state scores
+        unpreconditioned, only a state saved with Adam moments scores with ``adam``
+        (the base model does not: it was never optimized)."""
+        return precondition != "adam" or self.has_moments
+
+    def preconditioner(self, precondition: str):
+        """The :class:`~swift_study.gradients.AdamState` that ``precondition`` asks for at
+        this state, or ``None``: for ``none``, and for ``adam`` at a state without moments
+        (:meth:`scored_with` is then false)."""
+        return self.adam() if precondition == "adam" and self.has_moments else None
+
     def adam(self):
         """The saved Adam moments as a :class:`~swift_study.gradients.AdamState` (LESS)."""
         from .gradients.adam import AdamState

@@ -210,6 +210,13 @@ def _as_adam(adam: AdamState | Mapping[str, Any] | None) -> AdamState | None:
     raise ValueError(f"adam must be an AdamState or a mapping, got {type(adam).__name__}")
 
 
+def _store_meta(args: GradientArgs, projector: Mapping[str, Any], subset, adam) -> dict[str, Any]:
+    """A feature store's sidecar: what made its features (checked on reuse by
+    :func:`~swift_study.gradients.store.check_compatible`)."""
+    return {"args": args.to_dict(), "projector": dict(projector), "names": subset.names,
+            "shapes": {k: list(v) for k, v in subset.shapes.items()}, "adam": adam is not None}
+
+
 def featurize(model: nn.Module, tokenizer, pairs: Sequence[tuple[str, str]],
               args: GradientArgs | None = None,
               adam: AdamState | Mapping[str, Any] | None = None,
@@ -238,12 +245,9 @@ def featurize(model: nn.Module, tokenizer, pairs: Sequence[tuple[str, str]],
         if out is None:
             return feats.astype(np.float32, copy=False)
         subset = resolve_subset(model, members[0])
-        meta = {"args": args.to_dict(), "projector": {"kind": "ensemble", "dim": int(feats.shape[1]),
-                                                      "members": [m.seed for m in members],
-                                                      "member": build_projector(subset, members[0]).describe()},
-                "names": subset.names, "shapes": {k: list(v) for k, v in subset.shapes.items()},
-                "adam": adam is not None}
-        store = FeatureStore(out, feats.shape[0], feats.shape[1], meta)
+        projector = {"kind": "ensemble", "dim": int(feats.shape[1]), "members": [m.seed for m in members],
+                     "member": build_projector(subset, members[0]).describe()}
+        store = FeatureStore(out, feats.shape[0], feats.shape[1], _store_meta(args, projector, subset, adam))
         try:
             store.write(0, feats.astype(np.float32, copy=False))
         except BaseException:
@@ -271,10 +275,7 @@ def featurize(model: nn.Module, tokenizer, pairs: Sequence[tuple[str, str]],
     store = None
     result = None
     if out is not None:
-        meta = {"args": args.to_dict(), "projector": projector.describe(),
-                "names": subset.names, "shapes": {k: list(v) for k, v in subset.shapes.items()},
-                "adam": adam_state is not None}
-        store = FeatureStore(out, n, d, meta)
+        store = FeatureStore(out, n, d, _store_meta(args, projector.describe(), subset, adam_state))
     else:
         result = np.zeros((n, d), dtype=np.float32)
 
