@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CORES  ?= all
+# pytest-xdist workers of `make test`, one core each (tests/parallel.py); 1 runs serially
+TEST_WORKERS ?= 2
 SNAKE  := $(VENV)/bin/snakemake
 export HF_HUB_OFFLINE=1
 export HF_DATASETS_OFFLINE=1
@@ -30,7 +32,7 @@ dry-run: setup
 	$(SNAKE) -n
 
 test: setup
-	$(PY) -m pytest -q --durations=12
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=12
 
 # a results folder that fills up (feature writing, a training checkpoint) on a small tmpfs:
 # needs root to mount it (`make test` skips these tests otherwise, saying so)

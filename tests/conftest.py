@@ -3,11 +3,20 @@ from pathlib import Path
 
 import pytest
 
+import os
+
 from swift_study.offline import set_offline
 
+from parallel import WORKERS
 from tiny_model import tiny_llama
 
 set_offline()
+if WORKERS > 1:  # parallel workers (tests/parallel.py): one thread each, waits that sleep, not spin
+    import torch
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,6 +18,8 @@ from swift_study.gradients import GradientArgs, featurize  # noqa: E402
 from swift_study.tasks import generate_queries  # noqa: E402
 from swift_study.tokenizer import load_tokenizer  # noqa: E402
 
+from parallel import CORES  # noqa: E402
+
 PAIRS = [("计算12+3。\n", "答案：15"), ("请问９和７３的和是多少？\n", "答案：82"),
          ("Reverse the sequence q k u d.\n", "Answer: d u k q"), ("将序列 b z s 倒序。\n", "答案：s z b")]
 
@@ -88,25 +90,43 @@ def test_gradients_on_the_local_model(llama_dir):
 
 
 @pytest.mark.slow
-def test_whole_tiny_chain_on_the_local_model(llama_dir, tmp_path):
-    """model.local_dir through every stage: warm-up states (trl), gradient features,
-    validation retraining (trl) and lm-eval generation with the SentencePiece tokenizer,
-    alignment, league and the report; no tokenizer training or pretraining."""
+def test_whole_tiny_chain_on_the_local_model_with_lora_states(llama_dir, tmp_path):
+    """model.local_dir through every stage, with LESS's LoRA model states: adapter warm-up
+    states (trl, peft) with Adam moments, Adam-preconditioned gradient features over the
+    LoRA weights, EK-FAC of an adapter state, full validation retraining from the local
+    base (trl) and lm-eval generation with the SentencePiece tokenizer, alignment, league
+    and the report; no tokenizer training or pretraining. (Full-model warm-up states run
+    in the tiny preset's own chain, tests/test_workflow.py: one run covers both paths here.)"""
+    import pandas as pd
+
+    from swift_study.influence import load_state_npz
     from swift_study.offline import offline_env
 
     repo = __import__("pathlib").Path(__file__).resolve().parents[1]
     override = tmp_path / "local.yaml"  # one training seed: the chain, not the statistics, is under test
-    override.write_text(f"model: {{local_dir: '{llama_dir}'}}\nvalidation: {{seeds: [0]}}\n", encoding="utf-8")
+    override.write_text(f"model: {{local_dir: '{llama_dir}'}}\nvalidation: {{seeds: [0]}}\n"
+                        "warmup: {method: lora, lora: {r: 4, alpha: 8}}\n"
+                        "swift: {precondition: adam, gradients: {subset: lora}}\n"
+                        "budget: {gradients: {subset: lora}}\n", encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(tmp_path),
          "--configfile", str(repo / "config" / "tiny.yaml"), str(override),
-         "--cores", "2", "--quiet", "rules"], capture_output=True, text=True, env=offline_env(), timeout=900)
+         "--cores", CORES, "--quiet", "rules"], capture_output=True, text=True, env=offline_env(), timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     r = tmp_path / "results-tiny"
     assert not (r / "model/tokenizer").exists() and not (r / "model/base").exists()
-    state = json.loads((r / "model/warmup/states/step-3/state.json").read_text())
-    assert state["step"] == 3
-    assert load_tokenizer(r / "model/warmup/states/step-3").bos_token_id == 1  # the local tokenizer, saved with it
+    st = r / "model/warmup/states/step-3"
+    assert json.loads((st / "state.json").read_text())["step"] == 3
+    assert (st / "adapter_config.json").exists() and not (st / "model.safetensors").exists()
+    assert load_tokenizer(st).bos_token_id == 1  # the local tokenizer, saved with the adapter
+    summary = pd.read_csv(r / "swift/summary.csv")
+    assert set(summary["state"]) == {"step-3", "aggregate"}  # no adam scores at the base (no moments)
+    assert summary["s_strategy"].notna().all()
+    meta = json.loads((r / "swift/features/step-3/shard-0-of-2/eval.json").read_text())
+    assert meta["args"]["subset"] == "lora" and meta["names"] and all("lora_" in n for n in meta["names"])
+    second = load_state_npz(r / "swift/ekfac/step-3/cot.npz")  # EK-FAC over the LoRA matrices
+    assert second.dots.shape == (8, 32) and (second.probe_norms > 0).all()
+    assert "lora_A" in (r / "logs/ekfac_scores/step-3.log").read_text(encoding="utf-8")
     samples = [json.loads(line) for line in open(r / "eval/B_seed-0/samples.jsonl", encoding="utf-8")]
     gens = [s for s in samples if s.get("generation") is not None]
     assert gens and all("<s>" not in s["generation"] for s in gens)  # no BOS text leaking into generations

@@ -11,6 +11,8 @@ import pytest
 
 from swift_study.offline import offline_env
 
+from parallel import CORES
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -18,7 +20,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = offline_env()
     cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(REPO / "config" / "tiny.yaml"), "--cores", "2", *args]
+           "--configfile", str(REPO / "config" / "tiny.yaml"), "--cores", CORES, *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
@@ -119,10 +121,9 @@ def test_figures_redraw_from_stored_results_readably(tiny_run):
 
     work = tiny_run.parent
     figure_rules = ["swift_figure", "state_accuracy_figure", "validation_figure", "alignment_figure", "league_figure"]
-    proc = _snakemake(work, "-n", "figures", "--forcerun", *figure_rules)
+    proc = _snakemake(work, "figures", "--forcerun", *figure_rules)
     rules = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
-    assert rules == set(figure_rules) | {"figures"}, rules
-    _snakemake(work, "figures", "--forcerun", *figure_rules)
+    assert rules == set(figure_rules) | {"figures"}, rules  # the jobs it ran: nothing upstream
     assert (tiny_run / "figures/state_accuracy.pdf").stat().st_size > 0
     r = tiny_run
     stored = [("swift", {"scores": r / "swift/scores/cot.csv"}), ("swift", {"scores": r / "swift/scores/corrupt.csv"}),
@@ -149,94 +150,9 @@ def test_the_tiny_report_in_a_real_browser(tiny_run):
 
 
 @pytest.mark.slow
-def test_budget_study_on_the_tiny_run(tiny_run):
-    """`snakemake budget` reuses the model states, selects, retrains and tabulates."""
-    work = tiny_run.parent
-    _snakemake(work, "budget", "--quiet", "rules")
-    r = tiny_run / "budget"
-    pool = pd.read_json(r / "pool.jsonl", lines=True)
-    assert set(pool["format"]) == {"qa", "cot", "corrupt"} and len(pool) == 4 * 12 * 3
-    sel = pd.read_csv(r / "selections/summary.csv").set_index("run")
-    n = max(1, round(0.05 * len(pool)))
-    for s in ("random", "cluster", "gradient", "swift"):
-        assert sel.loc[f"add.{s}.pct-5", "n_selected"] == n
-        chosen = pd.read_json(r / f"selections/add.{s}.pct-5.jsonl", lines=True)
-        assert len(chosen) == n and set(chosen["id"]) <= set(pool["id"])
-    assert sel.loc["add.task", "n_selected"] == (pool["task"] == "add").sum()
-    table = pd.read_csv(r / "budget.csv")
-    pooled = table[(table["seed"] == "all") & (table["cell"] == "target")]
-    assert set(pooled["selector"]) == {"start", "random", "cluster", "gradient", "swift", "task", "all"}
-    assert pooled["em"].between(0, 1).all() and (pooled["em_lo"] <= pooled["em_hi"]).all()
-    assert set(table["cell"]) == {"target", "other"} | {f"task:{t}" for t in ("add", "sub", "compare", "reverse")}
-    assert (table.loc[table["selector"] == "all", "n_examples"] == len(pool)).all()
-    assert (table.loc[~table["selector"].isin(["start"]), "train_seconds"] > 0).all()
-    assert set(pd.read_csv(r / "ltd.csv")["verdict"]) <= {"beats", "matches", "worse"}
-    assert "LTD claim" in (r / "budget.md").read_text(encoding="utf-8")
-    assert (tiny_run / "figures/budget.png").stat().st_size > 0
-    assert not (r / "models").exists() or not any((r / "models").rglob("*.safetensors"))  # models not kept
-
-
-@pytest.mark.slow
-def test_lds_on_the_tiny_run(tiny_run):
-    """`snakemake lds`: retrainings on D_B plus random strategy fractions, scored for the
-    default configuration and the league's best."""
-    work = tiny_run.parent
-    _snakemake(work, "lds", "--quiet", "rules")
-    fractions = pd.read_csv(tiny_run / "lds/fractions.csv")
-    assert set(fractions["model"]) == {"lds-0", "lds-1", "lds-2"} and fractions["fraction"].between(0, 1).all()
-    n_qa = len(pd.read_json(tiny_run / "data/train/qa.jsonl", lines=True))
-    for model, g in fractions.groupby("model"):
-        data = pd.read_json(tiny_run / f"lds/data/{model}.jsonl", lines=True)
-        assert len(data) == n_qa + sum(round(r.fraction * r.n_strategy) for r in g.itertuples())
-    lds = pd.read_csv(tiny_run / "alignment/lds.csv")
-    assert lds["config"].nunique() == 2 and set(lds["task"]) == {"add", "sub", "compare", "reverse", "mean"}
-    assert lds["lds"].dropna().between(-1, 1).all()
-    assert (tiny_run / "figures/lds.png").stat().st_size > 0
-    # the optional studies join the report once made (the budget test ran before this one)
-    _snakemake(work, "--quiet", "rules")
-    html = (tiny_run / "report.html").read_text(encoding="utf-8")
-    assert "Strategy-level LDS" in html and "Data-budget study" in html
-
-
-@pytest.mark.slow
-def test_lora_model_states_through_the_swift_study(tmp_path):
-    """warmup.method: lora (LESS): adapter states with Adam moments, Adam-preconditioned
-    gradients over the LoRA weights, and a validation model retrained from a (merged)
-    adapter state and evaluated with lm-eval."""
-    lora = tmp_path / "lora.yaml"
-    lora.write_text("warmup: {method: lora, lora: {r: 4, alpha: 8}, export_steps: [1, 3]}\n"
-                    "swift: {precondition: adam, gradients: {subset: lora}}\n"
-                    "budget: {gradients: {subset: lora}}\n", encoding="utf-8")
-    _snakemake(tmp_path, "swift", "results-tiny/eval/B_seed-0/samples.jsonl",
-               "results-tiny/swift/ekfac/step-3/args.json", "--configfile", str(REPO / "config" / "tiny.yaml"), str(lora), "--quiet", "rules")
-    r = tmp_path / "results-tiny"
-    assert (r / "model/warmup/states/step-3/adapter_config.json").exists()
-    summary = pd.read_csv(r / "swift/summary.csv")
-    assert set(summary["state"]) == {"step-1", "step-3", "aggregate"}  # no base state for adapters
-    assert summary["s_strategy"].notna().all()
-    meta = json.loads((r / "swift/features/step-3/shard-0-of-2/eval.json").read_text())
-    assert meta["args"]["subset"] == "lora" and all("lora_" in n for n in meta["names"])
-    assert (r / "eval/B_seed-0/samples.jsonl").stat().st_size > 0
-    # EK-FAC of an adapter state: the curvature of the LoRA matrices
-    from swift_study.influence import load_state_npz
-
-    second = load_state_npz(r / "swift/ekfac/step-3/cot.npz")
-    assert second.dots.shape == (8, 32) and (second.probe_norms > 0).all()
-    assert "lora_A" in (r / "logs/ekfac_scores/step-3.log").read_text(encoding="utf-8")
-
-
-def test_bad_config_key_stops_with_its_name(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("swift:\n  gradients:\n    engine: warp\n")
-    proc = _snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "tiny.yaml"), str(bad), check=False)
-    assert proc.returncode != 0
-    assert "swift.gradients.engine" in proc.stderr + proc.stdout
-    assert not (tmp_path / "results-tiny").exists()
-
-
-@pytest.mark.slow
 def test_verify_finds_and_its_command_repairs_a_truncated_store_and_a_deleted_score_file(tiny_run, tmp_path):
-    """Issue 23: on a copy of the finished tiny run, `swift-study verify` is clean; after a
+    """Issue 23 (before the budget and LDS tests: a copy without their outputs has less to
+    repair): on a copy of the finished tiny run, `swift-study verify` is clean; after a
     truncated feature store and a deleted score file it names both with their repair,
     exits 1, and its printed command restores the same results; a truncated model state
     is named with the warm-up's rerun as its repair, and a job that reads it stops with
@@ -273,18 +189,87 @@ def test_verify_finds_and_its_command_repairs_a_truncated_store_and_a_deleted_sc
     cmd = [*SNAKEMAKE, *shlex.split(repair)[1:]]
     fixed = subprocess.run(cmd, capture_output=True, text=True, env=offline_env(), timeout=900)
     assert fixed.returncode == 0, fixed.stderr[-6000:]
-    proc = verify()
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     for p, data in originals.items():
         assert (work / p).read_bytes() == data, f"{p} differs after the repair"
-    # a truncated model state: named, with the warm-up's rerun as its repair
+    # now a truncated model state: the repaired files are clean, the state alone is named,
+    # with the warm-up's rerun as its repair
     w = work / state
     w.write_bytes(w.read_bytes()[:w.stat().st_size // 2])
     proc = verify()
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert f"corrupted: {state}: checksum mismatch" in proc.stdout
+    problems = [line for line in proc.stdout.splitlines() if line.startswith(("corrupted:", "missing:"))]
+    assert len(problems) == 1 and problems[0].startswith(f"corrupted: {state}: checksum mismatch"), proc.stdout
     assert "--forcerun results-tiny/model/warmup" in proc.stdout
-    # and a job that reads a corrupted state says so before it computes anything
-    w.write_bytes(w.read_bytes()[:1000])
-    proc = _snakemake(work, "--forcerun", "state_features", check=False)
-    assert proc.returncode != 0 and "checksum mismatch" in proc.stdout + proc.stderr
+    # and whatever reads the state (every job loads states through load_model) stops with
+    # the checksum error before it computes anything
+    from swift_study.errors import DataError
+    from swift_study.modeling import load_model
+
+    with pytest.raises(DataError, match="checksum mismatch"):
+        load_model(w.parent)
+
+
+@pytest.fixture(scope="module")
+def optional_studies(tiny_run):
+    """`snakemake budget lds` on the finished tiny run: one invocation, so the two optional
+    studies' jobs share the cores."""
+    _snakemake(tiny_run.parent, "budget", "lds", "--quiet", "rules")
+    return tiny_run
+
+
+@pytest.mark.slow
+def test_budget_study_on_the_tiny_run(optional_studies):
+    """`snakemake budget` reuses the model states, selects, retrains and tabulates."""
+    tiny_run = optional_studies
+    r = tiny_run / "budget"
+    pool = pd.read_json(r / "pool.jsonl", lines=True)
+    assert set(pool["format"]) == {"qa", "cot", "corrupt"} and len(pool) == 4 * 12 * 3
+    sel = pd.read_csv(r / "selections/summary.csv").set_index("run")
+    n = max(1, round(0.05 * len(pool)))
+    for s in ("random", "cluster", "gradient", "swift"):
+        assert sel.loc[f"add.{s}.pct-5", "n_selected"] == n
+        chosen = pd.read_json(r / f"selections/add.{s}.pct-5.jsonl", lines=True)
+        assert len(chosen) == n and set(chosen["id"]) <= set(pool["id"])
+    assert sel.loc["add.task", "n_selected"] == (pool["task"] == "add").sum()
+    table = pd.read_csv(r / "budget.csv")
+    pooled = table[(table["seed"] == "all") & (table["cell"] == "target")]
+    assert set(pooled["selector"]) == {"start", "random", "cluster", "gradient", "swift", "task", "all"}
+    assert pooled["em"].between(0, 1).all() and (pooled["em_lo"] <= pooled["em_hi"]).all()
+    assert set(table["cell"]) == {"target", "other"} | {f"task:{t}" for t in ("add", "sub", "compare", "reverse")}
+    assert (table.loc[table["selector"] == "all", "n_examples"] == len(pool)).all()
+    assert (table.loc[~table["selector"].isin(["start"]), "train_seconds"] > 0).all()
+    assert set(pd.read_csv(r / "ltd.csv")["verdict"]) <= {"beats", "matches", "worse"}
+    assert "LTD claim" in (r / "budget.md").read_text(encoding="utf-8")
+    assert (tiny_run / "figures/budget.png").stat().st_size > 0
+    assert not (r / "models").exists() or not any((r / "models").rglob("*.safetensors"))  # models not kept
+
+
+@pytest.mark.slow
+def test_lds_on_the_tiny_run(optional_studies):
+    """`snakemake lds`: retrainings on D_B plus random strategy fractions, scored for the
+    default configuration and the league's best."""
+    tiny_run = optional_studies
+    work = tiny_run.parent
+    fractions = pd.read_csv(tiny_run / "lds/fractions.csv")
+    assert set(fractions["model"]) == {"lds-0", "lds-1", "lds-2"} and fractions["fraction"].between(0, 1).all()
+    n_qa = len(pd.read_json(tiny_run / "data/train/qa.jsonl", lines=True))
+    for model, g in fractions.groupby("model"):
+        data = pd.read_json(tiny_run / f"lds/data/{model}.jsonl", lines=True)
+        assert len(data) == n_qa + sum(round(r.fraction * r.n_strategy) for r in g.itertuples())
+    lds = pd.read_csv(tiny_run / "alignment/lds.csv")
+    assert lds["config"].nunique() == 2 and set(lds["task"]) == {"add", "sub", "compare", "reverse", "mean"}
+    assert lds["lds"].dropna().between(-1, 1).all()
+    assert (tiny_run / "figures/lds.png").stat().st_size > 0
+    # the optional studies join the report once made
+    _snakemake(work, "--quiet", "rules")
+    html = (tiny_run / "report.html").read_text(encoding="utf-8")
+    assert "Strategy-level LDS" in html and "Data-budget study" in html
+
+
+def test_bad_config_key_stops_with_its_name(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("swift:\n  gradients:\n    engine: warp\n")
+    proc = _snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "tiny.yaml"), str(bad), check=False)
+    assert proc.returncode != 0
+    assert "swift.gradients.engine" in proc.stderr + proc.stdout
+    assert not (tmp_path / "results-tiny").exists()
