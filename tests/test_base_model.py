@@ -1,5 +1,5 @@
 """The shipped base model's contract: the leakage partition, its corpus, checksums, and the
-validation recipe that repeats its warm-up. Fast: nothing here trains."""
+validation recipe that repeats its warm-up, and (one slow test) a continuation stage."""
 import json
 import random
 import shutil
@@ -20,7 +20,8 @@ from swift_study.suite import build_suite
 from swift_study.tasks import TASKS, generate_queries
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "models" / "swift-base-zh-en"
+SHIPPED = REPO / "models" / "swift-base-zh-en-v2"  # the default: a continuation of
+FIRST_STAGE = REPO / "models" / "swift-base-zh-en"
 
 
 def fake_model_dir(tmp_path: Path, partition: QueryPartition) -> Path:
@@ -137,10 +138,13 @@ def test_validation_repeats_the_warmup_by_default():
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped base model is not built yet")
 def test_shipped_model_is_intact_documented_and_used_by_default(tmp_path):
-    assert verify_model_dir(SHIPPED)
+    assert verify_model_dir(SHIPPED) and verify_model_dir(FIRST_STAGE)
     rec = json.loads((SHIPPED / PRETRAINING_JSON).read_text())
     part = QueryPartition.from_dict(rec["partition"])
     assert rec["query_keys"] and all(part.is_pretrain(k) for k in rec["query_keys"])
+    first = json.loads((FIRST_STAGE / PRETRAINING_JSON).read_text())
+    assert set(first["query_keys"]) <= set(rec["query_keys"]) and rec["init_from"]["name"] == first["name"]
+    assert rec["init_from"]["weights_sha256"] in (FIRST_STAGE / "checksums.sha256").read_text()
     card = (SHIPPED / "README.md").read_text()
     for needle in ("## Rebuild", "snakemake base_model", "## Learning curve", "sha256"):
         assert needle in card
@@ -155,5 +159,59 @@ def test_shipped_model_is_intact_documented_and_used_by_default(tmp_path):
         fh.truncate(1000)
     from swift_study.modeling import load_model
 
-    with pytest.raises(DataError, match="model.safetensors: checksum mismatch"):
+    with pytest.raises(DataError, match="model.safetensors: checksum mismatch.*git checkout"):
         load_model(bad)
+
+
+def _tiny_section(out_dir: Path, **over) -> dict:
+    section = {
+        "name": "tiny-base", "out_dir": str(out_dir), "seed": 3,
+        "partition": {"buckets": 8, "pretrain_buckets": [0, 1, 2]},
+        "corpus": {"tasks": ["add"], "langs": ["zh"], "queries_per_setting": 16,
+                   "kinds": {"worked": 1.0, "direct": 1.0}, "difficulties": {"add": [{"digits": 2}]}},
+        "tokenizer": {"vocab_size": 320},
+        "arch": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32,
+                 "max_position_embeddings": 128},
+        "max_length": 96,
+        "train": {"learning_rate": 3e-3, "max_steps": 2, "batch_size": 8, "save_steps": 1000},
+        "curve": {"points": 1, "per_setting": 2, "max_new_tokens": 8},
+    }
+    section.update(over)
+    return section
+
+
+@pytest.mark.slow
+def test_a_continuation_stage_starts_from_its_parent_and_records_both(tmp_path):
+    """base_model.init_from: the second stage loads the parent (checksums verified), keeps
+    its tokenizer and shape, lists both stages' query keys and rebuild commands; a parent
+    of another partition, or no built model at all, is a config error naming the key."""
+    from swift_study.basemodel import build_base_model
+    from swift_study.errors import ConfigError
+    from swift_study.tokenizer import load_tokenizer
+
+    parent = build_base_model(_tiny_section(tmp_path / "stage1", command="build stage one"),
+                              tmp_path / "stage1", tmp_path / "work1", device="cpu")
+    child = build_base_model(
+        _tiny_section(tmp_path / "stage2", name="tiny-base-2", seed=4, init_from=str(parent),
+                      command="build stage two", tokenizer={"vocab_size": 999},
+                      corpus={**_tiny_section(tmp_path)["corpus"], "kinds": {"direct": 1.0}}),
+        tmp_path / "stage2", tmp_path / "work2", device="cpu")
+    assert verify_model_dir(child)
+    p_rec = json.loads((parent / PRETRAINING_JSON).read_text())
+    c_rec = json.loads((child / PRETRAINING_JSON).read_text())
+    assert set(p_rec["query_keys"]) <= set(c_rec["query_keys"])
+    assert c_rec["init_from"]["name"] == "tiny-base" and c_rec["init_from"]["dir"] == str(parent)
+    sha = next(line.split()[0] for line in (parent / "checksums.sha256").read_text().splitlines()
+               if line.endswith(" model.safetensors"))
+    assert c_rec["init_from"]["weights_sha256"] == sha
+    assert len(load_tokenizer(child)) == len(load_tokenizer(parent))  # the parent's, not a new 999
+    card = (child / "README.md").read_text()
+    assert card.index("build stage one") < card.index("build stage two") and "continuation stage" in card
+    with pytest.raises(ConfigError, match="base_model.partition"):
+        build_base_model(_tiny_section(tmp_path / "x", init_from=str(parent),
+                                       partition={"buckets": 8, "pretrain_buckets": [5, 6, 7]}),
+                         tmp_path / "x", tmp_path / "workx", device="cpu")
+    with pytest.raises(ConfigError, match="base_model.init_from"):
+        build_base_model(_tiny_section(tmp_path / "y", init_from=str(tmp_path / "work1")),
+                         tmp_path / "y", tmp_path / "worky", device="cpu")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

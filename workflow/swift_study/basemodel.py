@@ -124,16 +124,25 @@ def build_base_model(section: Mapping[str, Any], out_dir: str | Path, work_dir: 
     docs = build_corpus(queries, spec)
     logf(f"corpus: {len(queries)} queries, {len(docs)} documents")
 
-    # tokenizer: the corpus plus every built-in format of some pretraining-side queries (so
-    # the instruction formats' markers are whole tokens too), never a run's query
-    tok_texts = list(docs)
-    for q in queries[:: max(1, len(queries) // 2000)]:
-        for fmt in BUILTIN_FORMATS:
-            p, r = render(q, fmt, BUILTIN_FORMATS, seed)
-            tok_texts.append(p + r)
-    tok = train_tokenizer(tok_texts, int(section["tokenizer"]["vocab_size"]), work_dir / "tokenizer",
-                          model_max_length=int(section["max_length"]))
-    model = build_tiny_llama(section["arch"], tok, seed)
+    parent = _parent_stage(section, partition)
+    if parent is not None:  # a continuation stage: the parent's tokenizer, shape and weights
+        from .modeling import load_model
+        from .tokenizer import load_tokenizer
+
+        tok = load_tokenizer(section["init_from"])
+        model = load_model(section["init_from"])  # verifies the parent's checksums
+        logf(f"continuing {parent['name']} ({section['init_from']}, weights sha256 {parent['weights_sha256'][:12]})")
+    else:
+        # tokenizer: the corpus plus every built-in format of some pretraining-side queries (so
+        # the instruction formats' markers are whole tokens too), never a run's query
+        tok_texts = list(docs)
+        for q in queries[:: max(1, len(queries) // 2000)]:
+            for fmt in BUILTIN_FORMATS:
+                p, r = render(q, fmt, BUILTIN_FORMATS, seed)
+                tok_texts.append(p + r)
+        tok = train_tokenizer(tok_texts, int(section["tokenizer"]["vocab_size"]), work_dir / "tokenizer",
+                              model_max_length=int(section["max_length"]))
+        model = build_tiny_llama(section["arch"], tok, seed)
     n_params = count_parameters(model)
     lengths = [len(ids) + 1 for ids in tok(docs, add_special_tokens=True)["input_ids"]]
     tokens_per_epoch = sum(lengths)
@@ -159,8 +168,8 @@ def build_base_model(section: Mapping[str, Any], out_dir: str | Path, work_dir: 
         "partition": partition.to_dict(),
         "corpus": {**section["corpus"], "documents": len(docs), "queries": len(queries),
                    "tokens_per_epoch": tokens_per_epoch},
-        "query_keys": sorted({q.key for q in queries}),
-        "arch": dict(section["arch"]), "parameters": n_params,
+        "query_keys": sorted({q.key for q in queries} | set(parent["query_keys"] if parent else ())),
+        "arch": dict(parent["arch"] if parent else section["arch"]), "parameters": n_params,
         "tokenizer": {"kind": "byte-level BPE, digits/CJK/punctuation isolated",
                       "vocab_size": len(tok)},
         "train": {**tcfg, "steps": summary["steps"], "epochs": summary["epochs"],
@@ -172,8 +181,10 @@ def build_base_model(section: Mapping[str, Any], out_dir: str | Path, work_dir: 
                      "cpus": os.cpu_count(), "threads": threads or torch.get_num_threads(),
                      "device": summary["device"]},
         "versions": summary["versions"],
-        "command": REBUILD_COMMAND,
+        "command": section.get("command") or REBUILD_COMMAND,
     }
+    if parent is not None:
+        record["init_from"] = {k: v for k, v in parent.items() if k != "query_keys"}
 
     def write(tmp: Path) -> None:
         for f in trained.iterdir():
@@ -192,6 +203,31 @@ def build_base_model(section: Mapping[str, Any], out_dir: str | Path, work_dir: 
     return out_dir
 
 
+def _parent_stage(section: Mapping[str, Any], partition: QueryPartition) -> dict[str, Any] | None:
+    """What a continuation stage (``base_model.init_from``) starts from: the parent model's
+    name, recipe, query keys, weights' sha256 and rebuild command; ``None`` from scratch.
+    The parent must be a model this rule built under the same query partition."""
+    from .errors import ConfigError
+    from .partition import read_pretraining
+
+    parent_dir = section.get("init_from")
+    if not parent_dir:
+        return None
+    rec = read_pretraining(parent_dir) if Path(parent_dir).is_dir() else None
+    if rec is None:
+        raise ConfigError(f"config key base_model.init_from: {parent_dir} is not a model directory with a "
+                          f"{PRETRAINING_JSON} (a continuation starts from a model `snakemake base_model` built)")
+    if QueryPartition.from_dict(rec["partition"]) != partition:
+        raise ConfigError(f"config key base_model.partition: {parent_dir} was pretrained under another query "
+                          f"partition ({rec['partition']['pretrain_buckets']} of {rec['partition']['buckets']}); "
+                          "a continuation must keep its parent's, or runs could draw queries it saw")
+    sums = (Path(parent_dir) / "checksums.sha256").read_text(encoding="utf-8").split("\n")
+    weights = next((line.split()[0] for line in sums if line.strip().endswith("model.safetensors")), "")
+    keep = ("name", "train", "corpus", "wall_s", "hardware", "command", "arch", "parameters", "query_keys")
+    return {**{k: rec[k] for k in keep if k in rec}, "dir": str(parent_dir), "weights_sha256": weights,
+            "init_from": rec.get("init_from")}
+
+
 def _final_table(curve: Sequence[dict]) -> str:
     last = max(r["step"] for r in curve)
     rows = [r for r in curve if r["step"] == last]
@@ -204,6 +240,27 @@ def _final_table(curve: Sequence[dict]) -> str:
     for (t, l, d), v in sorted(key.items()):
         lines.append(f"| {t} | {l} | {d} | " + " | ".join(f"{v.get(m, float('nan')):.2f}" for m in modes) + " |")
     return "\n".join(lines)
+
+
+def _rebuild_commands(record: Mapping[str, Any]) -> str:
+    """The commands that rebuild a model, its parent stages' first."""
+    cmds, rec = [], record
+    while rec:
+        cmds.append(rec["command"])
+        rec = rec.get("init_from")
+    return "\n".join(reversed(cmds))
+
+
+def _stage_note(record: Mapping[str, Any]) -> str:
+    """For a continuation stage: what it continues and how that stage was trained."""
+    p = record.get("init_from")
+    if not p:
+        return ""
+    tr = p["train"]
+    return (f"\n**A continuation stage.** This model starts from `{p['name']}` (`{p['dir']}`, weights sha256 "
+            f"`{p['weights_sha256']}`; its own card has its recipe and learning curve): {tr['steps']:,} steps, "
+            f"{tr['tokens']:,} tokens, {p['wall_s'] / 60:.1f} min there, then the training below here, with the "
+            "parent's tokenizer and shape. `pretraining.json` lists the query keys of both stages.\n")
 
 
 def model_card(record: Mapping[str, Any], curve: Sequence[dict]) -> str:
@@ -223,9 +280,9 @@ the same path a user's Chinese-LLaMA-2 checkpoint takes.
 ## Rebuild
 
 ```
-{record['command']}
+{_rebuild_commands(record)}
 ```
-
+{_stage_note(record)}
 (deterministic on one machine from `seed: {record['seed']}`; another CPU gives other last
 digits). Its weights' sha256 is in `checksums.sha256`; loading the model verifies it.
 

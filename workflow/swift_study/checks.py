@@ -76,9 +76,10 @@ def verify_model_dir(d: str | Path) -> bool:
     from .manifest import read_header, verify_manifest
     from .partition import read_pretraining
 
-    if read_header(d).get("target"):
+    rec = read_pretraining(d)
+    if rec is None and read_header(d).get("target"):  # a model the run wrote: rerun its rule
         return verify_manifest(d)
-    rec = read_pretraining(d) or {}
+    rec = rec or {}  # a shipped model (or none written by a rule): restore it from git
     fix = f"git checkout -- {d}" + (f"  (or rebuild: {rec['command']})" if rec.get("command") else "")
     return verify_manifest(d, fix)
 
