@@ -20,8 +20,8 @@ from swift_study.suite import build_suite
 from swift_study.tasks import TASKS, generate_queries
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "models" / "swift-base-zh-en-v2"  # the default: a continuation of
-FIRST_STAGE = REPO / "models" / "swift-base-zh-en"
+SHIPPED = REPO / "models" / "swift-base-zh-en"  # the default
+SECOND_STAGE = REPO / "models" / "swift-base-zh-en-v2"  # its continuation (base_model.init_from)
 
 
 def fake_model_dir(tmp_path: Path, partition: QueryPartition) -> Path:
@@ -138,13 +138,14 @@ def test_validation_repeats_the_warmup_by_default():
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped base model is not built yet")
 def test_shipped_model_is_intact_documented_and_used_by_default(tmp_path):
-    assert verify_model_dir(SHIPPED) and verify_model_dir(FIRST_STAGE)
+    assert verify_model_dir(SHIPPED) and verify_model_dir(SECOND_STAGE)
     rec = json.loads((SHIPPED / PRETRAINING_JSON).read_text())
     part = QueryPartition.from_dict(rec["partition"])
     assert rec["query_keys"] and all(part.is_pretrain(k) for k in rec["query_keys"])
-    first = json.loads((FIRST_STAGE / PRETRAINING_JSON).read_text())
-    assert set(first["query_keys"]) <= set(rec["query_keys"]) and rec["init_from"]["name"] == first["name"]
-    assert rec["init_from"]["weights_sha256"] in (FIRST_STAGE / "checksums.sha256").read_text()
+    second = json.loads((SECOND_STAGE / PRETRAINING_JSON).read_text())
+    assert set(rec["query_keys"]) <= set(second["query_keys"]) and second["init_from"]["name"] == rec["name"]
+    assert all(part.is_pretrain(k) for k in second["query_keys"])
+    assert second["init_from"]["weights_sha256"] in (SHIPPED / "checksums.sha256").read_text()
     card = (SHIPPED / "README.md").read_text()
     for needle in ("## Rebuild", "snakemake base_model", "## Learning curve", "sha256"):
         assert needle in card
