@@ -67,8 +67,7 @@ rule warmup:
         f"{R}/logs/warmup.log",
     benchmark:
         f"{R}/benchmarks/warmup.tsv"
-    priority: 20  # above any two 1-thread jobs (5 + 5): Snakemake's scheduler adds priorities, so at 10 two
-                  # state evaluations tied it and this all-cores job then waited behind every retraining
+    priority: 10  # the swift side first: off the critical path while the retrainings run
     threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
     resources:
         mem_mb=4000,

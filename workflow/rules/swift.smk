@@ -33,7 +33,7 @@ rule state_features:
         f"{R}/logs/state_features/shard-{{shard}}.log",
     benchmark:
         f"{R}/benchmarks/swift/state_features/shard-{{shard}}.tsv"
-    priority: 20  # an all-cores job: above any two 1-thread jobs (5 + 5), or it waits behind every retraining
+    priority: 5  # the swift side first: off the critical path while the retrainings run
     threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
     resources:
         mem_mb=4000,
