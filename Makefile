@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CORES  ?= all
-# pytest-xdist workers of `make test`, one core each (tests/parallel.py); 1 runs serially
+# pytest-xdist workers of `make test` (they share the cores: tests/parallel.py); 1 runs serially
 TEST_WORKERS ?= 2
 SNAKE  := $(VENV)/bin/snakemake
 export HF_HUB_OFFLINE=1

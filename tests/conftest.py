@@ -1,9 +1,8 @@
 """Shared fixtures. Everything runs offline on the `tiny` preset."""
+import os
 from pathlib import Path
 
 import pytest
-
-import os
 
 from swift_study.offline import set_offline
 

@@ -13,7 +13,7 @@ from swift_study.checks import verify_model_dir
 from swift_study.config import merge_config, read_config_file, validate_config
 from swift_study.errors import DataError, SwiftStudyError
 from swift_study.formats import response_format
-from swift_study.manifest import write_manifest
+from swift_study.manifest import sha256_file, write_manifest
 from swift_study.partition import PRETRAINING_JSON, QueryPartition, check_no_leakage, run_partition
 from swift_study.records import record_from_dict
 from swift_study.suite import build_suite
@@ -202,9 +202,7 @@ def test_a_continuation_stage_starts_from_its_parent_and_records_both(tmp_path):
     c_rec = json.loads((child / PRETRAINING_JSON).read_text())
     assert set(p_rec["query_keys"]) <= set(c_rec["query_keys"])
     assert c_rec["init_from"]["name"] == "tiny-base" and c_rec["init_from"]["dir"] == str(parent)
-    sha = next(line.split()[0] for line in (parent / "checksums.sha256").read_text().splitlines()
-               if line.endswith(" model.safetensors"))
-    assert c_rec["init_from"]["weights_sha256"] == sha
+    assert c_rec["init_from"]["weights_sha256"] == sha256_file(parent / "model.safetensors")
     assert len(load_tokenizer(child)) == len(load_tokenizer(parent))  # the parent's, not a new 999
     card = (child / "README.md").read_text()
     assert card.index("build stage one") < card.index("build stage two") and "continuation stage" in card

@@ -119,12 +119,12 @@ def build_base_model(section: Mapping[str, Any], out_dir: str | Path, work_dir: 
     work_dir.mkdir(parents=True, exist_ok=True)
     seed = int(section["seed"])
     partition = QueryPartition.from_dict(section["partition"])
+    parent = _parent_stage(section, partition)  # a bad init_from stops before any work
     spec = CorpusSpec.from_config(section["corpus"], seed)
     queries = pretraining_queries(spec, partition)
     docs = build_corpus(queries, spec)
     logf(f"corpus: {len(queries)} queries, {len(docs)} documents")
 
-    parent = _parent_stage(section, partition)
     if parent is not None:  # a continuation stage: the parent's tokenizer, shape and weights
         from .modeling import load_model
         from .tokenizer import load_tokenizer
@@ -208,6 +208,7 @@ def _parent_stage(section: Mapping[str, Any], partition: QueryPartition) -> dict
     name, recipe, query keys, weights' sha256 and rebuild command; ``None`` from scratch.
     The parent must be a model this rule built under the same query partition."""
     from .errors import ConfigError
+    from .manifest import read_manifest
     from .partition import read_pretraining
 
     parent_dir = section.get("init_from")
@@ -221,8 +222,7 @@ def _parent_stage(section: Mapping[str, Any], partition: QueryPartition) -> dict
         raise ConfigError(f"config key base_model.partition: {parent_dir} was pretrained under another query "
                           f"partition ({rec['partition']['pretrain_buckets']} of {rec['partition']['buckets']}); "
                           "a continuation must keep its parent's, or runs could draw queries it saw")
-    sums = (Path(parent_dir) / "checksums.sha256").read_text(encoding="utf-8").split("\n")
-    weights = next((line.split()[0] for line in sums if line.strip().endswith("model.safetensors")), "")
+    weights = ((read_manifest(parent_dir) or {}).get("model.safetensors") or ("",))[0]
     keep = ("name", "train", "corpus", "wall_s", "hardware", "command", "arch", "parameters", "query_keys")
     return {**{k: rec[k] for k in keep if k in rec}, "dir": str(parent_dir), "weights_sha256": weights,
             "init_from": rec.get("init_from")}
