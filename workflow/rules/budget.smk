@@ -52,7 +52,7 @@ rule budget_features:
         f"{R}/logs/budget/features/{{state}}.log",
     benchmark:
         f"{R}/benchmarks/budget/features/{{state}}.tsv"
-    threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
+    threads: shared_threads
     priority: 10  # on the critical path: every selection waits for it, the whole-pool run does not
     resources:
         mem_mb=8000,

@@ -60,6 +60,19 @@ BUDGET_RUN = {r.name: r for r in BUDGET_RUNS}
 LDS_MODELS = [f"lds-{j}" for j in range(config["lds"]["n_models"])]
 
 
+def shared_threads(wildcards=None):
+    """Threads of a job that could use every core but runs beside one-thread jobs (the
+    warm-up, gradient features, the league): half of ``--cores``, at least one.
+
+    Snakemake starts a job only when all its threads are free, and while one-thread
+    retrainings are ready each freed core goes to the next of them; an all-cores job
+    would wait for all of them (on 2 cores the swift side then ran after the 24
+    retrainings). A job that needs the machine to itself (pretraining) takes
+    ``workflow.cores``. Deferred to a job's start: ``snakemake --unlock`` has no cores.
+    """
+    return max(1, int(workflow.cores or 1) // 2)
+
+
 wildcard_constraints:
     state="base|step-[0-9]+",
     study="|".join(STUDIES),

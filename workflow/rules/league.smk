@@ -75,7 +75,7 @@ rule league:
         f"{R}/logs/league.log",
     benchmark:
         f"{R}/benchmarks/league.tsv"
-    threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
+    threads: shared_threads
     resources:
         mem_mb=4000,
     conda:

@@ -68,7 +68,7 @@ rule warmup:
     benchmark:
         f"{R}/benchmarks/warmup.tsv"
     priority: 10  # the swift side first: off the critical path while the retrainings run
-    threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
+    threads: shared_threads
     resources:
         mem_mb=4000,
     conda:

@@ -34,7 +34,7 @@ rule state_features:
     benchmark:
         f"{R}/benchmarks/swift/state_features/shard-{{shard}}.tsv"
     priority: 5  # the swift side first: off the critical path while the retrainings run
-    threads: lambda wildcards: workflow.cores  # deferred: `snakemake --unlock` gives no --cores
+    threads: shared_threads
     resources:
         mem_mb=4000,
     conda:
