@@ -45,12 +45,41 @@ def test_slurm_profile_names_real_rules_and_gives_every_model_rule_a_gpu():
     assert {"finetune", "budget_train", "state_features", "warmup"} <= loads_model
     gpu = {rule for rule, res in prof["set-resources"].items() if res.get("gpu")}
     assert loads_model <= gpu, loads_model - gpu
-    # "all cores" is unknown under a cluster executor: each such rule needs set-threads
+    # --cores is unknown under a cluster executor: each rule whose threads follow it
+    # (all cores, or half of them: common.smk shared_threads) needs set-threads
     all_cores = {chunk.split(":", 1)[0] for smk in (ROOT / "workflow/rules").glob("*.smk")
                  for chunk in re.split(r"^rule ", smk.read_text(encoding="utf-8"), flags=re.M)[1:]
-                 if re.search(r"threads:.*workflow\.cores", chunk)}
-    assert {"league", "warmup", "state_features"} <= all_cores
+                 if re.search(r"threads:.*(workflow\.cores|shared_threads)", chunk)}
+    assert {"league", "warmup", "state_features", "budget_features", "pretrain"} <= all_cores
     assert all_cores <= set(prof["set-threads"]), all_cores - set(prof["set-threads"])
+
+
+def _dry_run_threads(workdir, cores: int) -> dict[str, int]:
+    """Threads of each rule in a dry run of the tiny preset on ``cores`` cores."""
+    import re
+
+    from swift_study.offline import offline_env
+
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+                           str(workdir), "--configfile", str(ROOT / "config/tiny.yaml"), "--cores", str(cores),
+                           "-n"], capture_output=True, text=True, env=offline_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    threads = {}
+    for block in re.split(r"^(?:local)?rule ", proc.stdout, flags=re.M)[1:]:
+        found = re.search(r"^\s+threads: (\d+)", block, flags=re.M)
+        threads[block.split(":", 1)[0]] = int(found.group(1)) if found else 1  # 1 is not printed
+    return threads
+
+
+def test_jobs_beside_one_thread_retrainings_take_half_the_cores(tmp_path):
+    """An all-cores job starts only when every core is free; on 2 cores, with one-thread
+    retrainings always ready, the warm-up waited for all of them (make run 21 min). The
+    rules that run beside them take half of --cores; pretraining, which runs alone, all."""
+    two, eight = _dry_run_threads(tmp_path, 2), _dry_run_threads(tmp_path, 8)
+    for rule in ("warmup", "state_features", "league"):
+        assert (two[rule], eight[rule]) == (1, 4), rule
+    assert (two["pretrain"], eight["pretrain"]) == (2, 8)
+    assert two["finetune"] == eight["finetune"] == 1
 
 
 def _cli(*args):
