@@ -164,6 +164,27 @@ def test_shipped_model_is_intact_documented_and_used_by_default(tmp_path):
         load_model(bad)
 
 
+def test_shipped_cards_are_what_their_records_render(tmp_path):
+    """Each shipped card is generated from its pretraining.json and curve.json (no hand
+    edits that a rebuild would lose), and says whether the default config loads the model."""
+    from swift_study.basemodel import render_card, write_card
+
+    for model in (SHIPPED, SECOND_STAGE):
+        assert (model / "README.md").read_text(encoding="utf-8") == render_card(model), \
+            f"{model.name}: the card differs from its rendering; `swift-study model-card {model}` rewrites it"
+    assert "The default config loads it" in render_card(SHIPPED)
+    assert "Not the model the default config loads (`models/swift-base-zh-en`)" in render_card(SECOND_STAGE)
+    # rewriting a copy's card keeps its manifest valid (and a changed card is caught by it)
+    copy = tmp_path / SECOND_STAGE.name
+    shutil.copytree(SECOND_STAGE, copy)
+    (copy / "README.md").write_text("edited by hand\n", encoding="utf-8")
+    with pytest.raises(DataError, match="README.md"):
+        verify_model_dir(copy)
+    write_card(copy)
+    assert verify_model_dir(copy) and (copy / "README.md").read_text(encoding="utf-8") == render_card(copy)
+    assert f"local_dir: {copy}}}" in render_card(copy)  # outside the repository: its full path
+
+
 def _tiny_section(out_dir: Path, **over) -> dict:
     section = {
         "name": "tiny-base", "out_dir": str(out_dir), "seed": 3,

@@ -195,7 +195,7 @@ def build_base_model(section: Mapping[str, Any], out_dir: str | Path, work_dir: 
         from .figures import plot_pretraining_curve
 
         plot_pretraining_curve(curve, tmp / "curve.png")
-        (tmp / "README.md").write_text(model_card(record, curve))
+        (tmp / "README.md").write_text(model_card(record, curve, _display_dir(out_dir)))
         write_manifest(tmp)
 
     _atomic_save_dir(out_dir, write)
@@ -263,8 +263,34 @@ def _stage_note(record: Mapping[str, Any]) -> str:
             "parent's tokenizer and shape. `pretraining.json` lists the query keys of both stages.\n")
 
 
-def model_card(record: Mapping[str, Any], curve: Sequence[dict]) -> str:
-    """The model card (``README.md``) of a built base model."""
+def default_local_dir() -> str | None:
+    """``model.local_dir`` of the embedded default config (``config/config.yaml``)."""
+    from .config import REPO_ROOT, read_config_file
+
+    path = REPO_ROOT / "config" / "config.yaml"
+    return (read_config_file(path).get("model") or {}).get("local_dir") if path.exists() else None
+
+
+def _use_sentence(model_dir: str) -> str:
+    """The card's sentence on how a run loads the model, and whether the default config does."""
+    default = default_local_dir()
+    if default and os.path.normpath(default) == os.path.normpath(model_dir):
+        return ("The default config loads it through `model.local_dir`,\n"
+                "the same path a user's Chinese-LLaMA-2 checkpoint takes.")
+    return (f"Not the model the default config loads (`{default}`); load it with\n"
+            f"`model: {{local_dir: {model_dir}}}`, the path a user's Chinese-LLaMA-2 checkpoint takes.")
+
+
+def _display_dir(model_dir: str | Path) -> str:
+    """``model_dir`` relative to the repository when it lies inside it (``models/NAME``)."""
+    from .config import REPO_ROOT
+
+    path = Path(model_dir).resolve()
+    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(model_dir)
+
+
+def model_card(record: Mapping[str, Any], curve: Sequence[dict], model_dir: str) -> str:
+    """The model card (``README.md``) of a built base model written to ``model_dir``."""
     tr = record["train"]
     diffs = "\n".join(f"  - `{t}`: {json.dumps(d)}" for t, d in record["corpus"]["difficulties"].items())
     result_note = ("" if any(r["mode"] == "result" and r["step"] < max(c["step"] for c in curve) for r in curve)
@@ -274,8 +300,7 @@ def model_card(record: Mapping[str, Any], curve: Sequence[dict]) -> str:
 
 A small `LlamaForCausalLM` base model for the swift-study embedded default: pretrained
 once, on textbook-style worked examples of the built-in tasks in Chinese and English,
-and **not** instruction-tuned. The default config loads it through `model.local_dir`,
-the same path a user's Chinese-LLaMA-2 checkpoint takes.
+and **not** instruction-tuned. {_use_sentence(model_dir)}
 
 ## Rebuild
 
@@ -346,3 +371,25 @@ picks the document form; right only if it states the right result within 24 toke
 
 ![learning curve](curve.png)
 """
+
+
+def render_card(model_dir: str | Path) -> str:
+    """The card of a built model directory, rendered again from its ``pretraining.json``
+    and ``curve.json`` (what the build wrote, and whether the default config loads it now)."""
+    model_dir = Path(model_dir)
+    record = json.loads((model_dir / PRETRAINING_JSON).read_text(encoding="utf-8"))
+    curve = json.loads((model_dir / "curve.json").read_text(encoding="utf-8"))
+    return model_card(record, curve, _display_dir(model_dir))
+
+
+def write_card(model_dir: str | Path) -> Path:
+    """Rewrite ``model_dir``'s card (:func:`render_card`) and its checksum manifest over it,
+    keeping the manifest's producer header; e.g. after the default config changes model."""
+    from .manifest import read_header, write_manifest
+
+    model_dir = Path(model_dir)
+    header = read_header(model_dir)
+    card = model_dir / "README.md"
+    card.write_text(render_card(model_dir), encoding="utf-8")
+    write_manifest(model_dir, rule=header.get("rule"), target=header.get("target"))
+    return card

@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     ver.add_argument("--configfile", nargs="+", default=[], help="config files merged over the preset")
     ver.add_argument("--directory", default=None, help="the working directory of the run (default: here)")
     sub.add_parser("config-docs", help="write config/README.md from the config schema")
+    card = sub.add_parser("model-card", help="rewrite a built base model's card (README.md) and its checksums "
+                                             "from its pretraining.json and curve.json")
+    card.add_argument("model_dir")
     sub.add_parser("bench", help="gradient-engine benchmark (benchmarks/bench_gradients.py)")
     rep = sub.add_parser("replicate", help="the whole study for several seeds, and the combined test")
     rep.add_argument("--seeds", nargs="+", type=int, required=True, help="whole-study seeds (N >= 2)")
@@ -178,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
         from .configdoc import write_config_docs
 
         print(f"wrote {write_config_docs()}")
+        return 0
+    if args.command == "model-card":
+        from .basemodel import write_card
+
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        print(f"wrote {write_card(args.model_dir)}")
         return 0
     if args.command in ("check", "check-model"):
         if extra:
