@@ -183,6 +183,9 @@ def test_shipped_cards_are_what_their_records_render(tmp_path):
     write_card(copy)
     assert verify_model_dir(copy) and (copy / "README.md").read_text(encoding="utf-8") == render_card(copy)
     assert f"local_dir: {copy}}}" in render_card(copy)  # outside the repository: its full path
+    (copy / "curve.json").unlink()
+    with pytest.raises(DataError, match="curve.json: missing"):
+        write_card(copy)
 
 
 def _tiny_section(out_dir: Path, **over) -> dict:

@@ -376,7 +376,13 @@ picks the document form; right only if it states the right result within 24 toke
 def render_card(model_dir: str | Path) -> str:
     """The card of a built model directory, rendered again from its ``pretraining.json``
     and ``curve.json`` (what the build wrote, and whether the default config loads it now)."""
+    from .errors import DataError
+
     model_dir = Path(model_dir)
+    missing = [n for n in (PRETRAINING_JSON, "curve.json") if not (model_dir / n).is_file()]
+    if missing:
+        raise DataError(f"{model_dir / missing[0]}: missing; a model card is rendered only for a model "
+                        "that `snakemake base_model` built")
     record = json.loads((model_dir / PRETRAINING_JSON).read_text(encoding="utf-8"))
     curve = json.loads((model_dir / "curve.json").read_text(encoding="utf-8"))
     return model_card(record, curve, _display_dir(model_dir))
@@ -385,11 +391,12 @@ def render_card(model_dir: str | Path) -> str:
 def write_card(model_dir: str | Path) -> Path:
     """Rewrite ``model_dir``'s card (:func:`render_card`) and its checksum manifest over it,
     keeping the manifest's producer header; e.g. after the default config changes model."""
+    from .atomic import atomic_write_text
     from .manifest import read_header, write_manifest
 
     model_dir = Path(model_dir)
     header = read_header(model_dir)
     card = model_dir / "README.md"
-    card.write_text(render_card(model_dir), encoding="utf-8")
+    atomic_write_text(card, render_card(model_dir))
     write_manifest(model_dir, rule=header.get("rule"), target=header.get("target"))
     return card

@@ -187,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
 
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        print(f"wrote {write_card(args.model_dir)}")
+        try:
+            print(f"wrote {write_card(args.model_dir)}")
+        except SwiftStudyError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.command in ("check", "check-model"):
         if extra:
