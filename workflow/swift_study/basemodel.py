@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 
 from .basecorpus import (CURVE_MODES, CorpusSpec, build_corpus, eval_prompt, heldout_queries, pretraining_queries,
                          read_result)
-from .partition import PRETRAINING_JSON, QueryPartition
+from .partition import PRETRAINING_JSON, QueryPartition, read_pretraining
 from .tasks import Query
 
 REBUILD_COMMAND = "snakemake base_model --cores 2 --configfile config/base_model.yaml --forcerun base_model"
@@ -209,7 +209,6 @@ def _parent_stage(section: Mapping[str, Any], partition: QueryPartition) -> dict
     The parent must be a model this rule built under the same query partition."""
     from .errors import ConfigError
     from .manifest import read_manifest
-    from .partition import read_pretraining
 
     parent_dir = section.get("init_from")
     if not parent_dir:
@@ -379,12 +378,12 @@ def render_card(model_dir: str | Path) -> str:
     from .errors import DataError
 
     model_dir = Path(model_dir)
-    missing = [n for n in (PRETRAINING_JSON, "curve.json") if not (model_dir / n).is_file()]
-    if missing:
-        raise DataError(f"{model_dir / missing[0]}: missing; a model card is rendered only for a model "
-                        "that `snakemake base_model` built")
-    record = json.loads((model_dir / PRETRAINING_JSON).read_text(encoding="utf-8"))
-    curve = json.loads((model_dir / "curve.json").read_text(encoding="utf-8"))
+    record, curve_path = read_pretraining(model_dir), model_dir / "curve.json"
+    for path, found in ((model_dir / PRETRAINING_JSON, record is not None), (curve_path, curve_path.is_file())):
+        if not found:
+            raise DataError(f"{path}: missing; a model card is rendered only for a model that "
+                            "`snakemake base_model` built")
+    curve = json.loads(curve_path.read_text(encoding="utf-8"))
     return model_card(record, curve, _display_dir(model_dir))
 
 
