@@ -66,7 +66,7 @@ chromium:
 # present, a full-page screenshot in results-tiny/report.png
 check-report: setup chromium
 	$(SNAKE) --workflow-profile workflow/profiles/default --cores $(CORES) --configfile config/tiny.yaml results-tiny/report.html
-	$(PY) -m swift_study.browser results-tiny/report.html results-tiny/report.png
+	$(PY) -m swift_study.report.browser results-tiny/report.html results-tiny/report.png
 
 # the SLURM executor plugin (pyproject extra "slurm"), for workflow/profiles/slurm
 $(VENV)/.slurm: $(VENV)/.installed

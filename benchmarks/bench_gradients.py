@@ -101,8 +101,8 @@ def synthetic_pairs(n: int, seed: int) -> list[tuple[str, str]]:
 
 def build_default(out_dir: Path, seed: int = 0):
     """Train the random tokenizer and build the default model; save both under out_dir."""
-    from swift_study.modeling import build_tiny_llama
-    from swift_study.tokenizer import train_tokenizer
+    from swift_study.model.modeling import build_tiny_llama
+    from swift_study.model.tokenizer import train_tokenizer
 
     rng = random.Random(seed)
     texts = [p + r for p, r in synthetic_pairs(4000, seed)]
@@ -117,8 +117,8 @@ def build_default(out_dir: Path, seed: int = 0):
 
 
 def load(model_dir, tok_dir):
-    from swift_study.modeling import load_model
-    from swift_study.tokenizer import load_tokenizer
+    from swift_study.model.modeling import load_model
+    from swift_study.model.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tok_dir)
     model = load_model(model_dir, device="cpu", attn="eager").eval()
@@ -137,10 +137,10 @@ def _median_time(fn, repeats: int) -> list[float]:
 # ------------------------------------------------------------------------------ speed
 
 def bench_speed(model, tok, pairs, repeats: int, n_loop: int) -> None:
-    from swift_study.encoding import collate, per_example_loss
-    from swift_study.gradients import (GradientArgs, build_projector, featurize,
+    from swift_study.model.encoding import collate, per_example_loss
+    from swift_study.swift.gradients import (GradientArgs, build_projector, featurize,
                                        resolve_subset)
-    from swift_study.gradients.engine import _batches
+    from swift_study.swift.gradients.engine import _batches
 
     args = GradientArgs(device="cpu")
     n = len(pairs)
@@ -250,7 +250,7 @@ def mem_worker(model_dir: str, tok_dir: str, n_eval: int, workdir: str) -> None:
     so the peak is that of the scoring phase (it includes the resident model).
     """
     torch.set_num_threads(THREADS)
-    from swift_study.gradients import GradientArgs, featurize, pairwise_inner
+    from swift_study.swift.gradients import GradientArgs, featurize, pairwise_inner
 
     model, tok = load(model_dir, tok_dir)
     probe_pairs, eval_pairs = synthetic_pairs(32, 777), synthetic_pairs(n_eval, 4242)
@@ -295,7 +295,7 @@ def bench_memory(model_dir, tok_dir, n: int) -> None:
 
 def train_briefly(model, tok, pairs, steps: int, lr: float = 3e-3, seed: int = 0):
     """A few AdamW steps of response-only training (the warm-up stage in miniature)."""
-    from swift_study.encoding import collate, per_example_loss
+    from swift_study.model.encoding import collate, per_example_loss
 
     torch.manual_seed(seed)
     model.train()
@@ -316,7 +316,7 @@ def train_briefly(model, tok, pairs, steps: int, lr: float = 3e-3, seed: int = 0
 
 def _scores(pf: np.ndarray, ef: np.ndarray) -> np.ndarray:
     """Scalar projection <g(p), g(e)> / ||g(e)||, shape (P, E)."""
-    from swift_study.gradients import pairwise_inner
+    from swift_study.swift.gradients import pairwise_inner
 
     dots, norms = pairwise_inner(pf, ef)
     return dots / np.maximum(norms, 1e-30)[None, :]
@@ -324,8 +324,8 @@ def _scores(pf: np.ndarray, ef: np.ndarray) -> np.ndarray:
 
 def _reference(model, tok, probes, evals):
     """Exact all-parameter scalar projections (streamed: probes held, evals chunked)."""
-    from swift_study.encoding import collate
-    from swift_study.gradients import per_example_grads_exact
+    from swift_study.model.encoding import collate
+    from swift_study.swift.gradients import per_example_grads_exact
 
     names = [n for n, _ in model.named_parameters()]
 
@@ -357,7 +357,7 @@ def _reference(model, tok, probes, evals):
 def subset_study(model, tok, n_probes: int, n_eval: int, train_steps: int) -> None:
     from scipy.stats import spearmanr
 
-    from swift_study.gradients import GradientArgs, feature_dim, featurize
+    from swift_study.swift.gradients import GradientArgs, feature_dim, featurize
 
     # probes in a reasoning format, evals plain QA (as in the study)
     probes = [(p, r) for p, r in synthetic_pairs(4 * n_probes, 11) if "一步" in r][:n_probes]
@@ -440,7 +440,7 @@ def bench_fidelity(results: Path | None, model, tok, n_probes: int = 16, n_eval:
     """
     from scipy.stats import spearmanr
 
-    from swift_study.gradients import GradientArgs, featurize
+    from swift_study.swift.gradients import GradientArgs, featurize
 
     args = GradientArgs(device="cpu")
     label = f"{args.projection} k={args.proj_factor_dim} d={args.proj_dim}"
@@ -462,8 +462,8 @@ def bench_fidelity(results: Path | None, model, tok, n_probes: int = 16, n_eval:
         states = [(f"benchmark model trained {train_steps} steps (loss {losses[0]:.2f} -> "
                    f"{np.mean(losses[-10:]):.2f}, {time.perf_counter() - t:.0f} s)", None)]
         source = "no finished run (give --results DIR after `make run` for the pipeline's states)"
-    from swift_study.encoding import per_example_loss
-    from swift_study.gradients.engine import _batches
+    from swift_study.model.encoding import per_example_loss
+    from swift_study.swift.gradients.engine import _batches
 
     configs = [("default: " + label, {}),
                ("mixed k=64 d=16384", dict(projection="mixed", proj_factor_dim=64, proj_dim=16384)),

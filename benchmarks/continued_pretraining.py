@@ -31,11 +31,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from swift_study.basecorpus import CorpusSpec, build_corpus, pretraining_queries  # noqa: E402
-from swift_study.basemodel import curve_point  # noqa: E402
-from swift_study.config import load_config  # noqa: E402
-from swift_study.partition import QueryPartition  # noqa: E402
-from swift_study.tasks import generate_queries  # noqa: E402
+from swift_study.data.basecorpus import CorpusSpec, build_corpus, pretraining_queries  # noqa: E402
+from swift_study.model.basemodel import curve_point  # noqa: E402
+from swift_study.pipeline.config import load_config  # noqa: E402
+from swift_study.data.partition import QueryPartition  # noqa: E402
+from swift_study.data.tasks import generate_queries  # noqa: E402
 
 
 def main() -> int:
@@ -56,9 +56,9 @@ def main() -> int:
     import torch
     from transformers import TrainerCallback
 
-    from swift_study.finetune import TrainArgs, train
-    from swift_study.modeling import load_model
-    from swift_study.tokenizer import load_tokenizer
+    from swift_study.model.finetune import TrainArgs, train
+    from swift_study.model.modeling import load_model
+    from swift_study.model.tokenizer import load_tokenizer
 
     torch.set_num_threads(2)
     section = yaml.safe_load(Path(a.base_config).read_text(encoding="utf-8"))["base_model"]

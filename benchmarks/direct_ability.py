@@ -24,12 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from swift_study.basecorpus import _RESULT  # noqa: E402
-from swift_study.config import load_config  # noqa: E402
-from swift_study.modeling import load_model  # noqa: E402
-from swift_study.records import read_jsonl  # noqa: E402
-from swift_study.states import state_names, state_path  # noqa: E402
-from swift_study.tokenizer import load_tokenizer  # noqa: E402
+from swift_study.data.basecorpus import _RESULT  # noqa: E402
+from swift_study.pipeline.config import load_config  # noqa: E402
+from swift_study.model.modeling import load_model  # noqa: E402
+from swift_study.data.records import read_jsonl  # noqa: E402
+from swift_study.model.states import state_names, state_path  # noqa: E402
+from swift_study.model.tokenizer import load_tokenizer  # noqa: E402
 
 ANSWER = {"zh": "答案：", "en": "Answer: "}
 

@@ -38,15 +38,15 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from swift_study.config import load_config  # noqa: E402
-from swift_study.gradients import featurize, pairwise_inner_shards  # noqa: E402
-from swift_study.league import league_table, score_grid  # noqa: E402
-from swift_study.modeling import load_model  # noqa: E402
-from swift_study.records import read_jsonl  # noqa: E402
-from swift_study.states import BASE, ModelState, state_names, state_path  # noqa: E402
-from swift_study.study import Study  # noqa: E402
-from swift_study.swift import eval_pairs, gradient_args, products_scores  # noqa: E402
-from swift_study.tokenizer import load_tokenizer  # noqa: E402
+from swift_study.pipeline.config import load_config  # noqa: E402
+from swift_study.swift.gradients import featurize, pairwise_inner_shards  # noqa: E402
+from swift_study.alignment.league import league_table, score_grid  # noqa: E402
+from swift_study.model.modeling import load_model  # noqa: E402
+from swift_study.data.records import read_jsonl  # noqa: E402
+from swift_study.model.states import BASE, ModelState, state_names, state_path  # noqa: E402
+from swift_study.data.study import Study  # noqa: E402
+from swift_study.swift.features import eval_pairs, gradient_args, products_scores  # noqa: E402
+from swift_study.model.tokenizer import load_tokenizer  # noqa: E402
 
 
 def products(model, tok, args, eval_list, probe_lists, adam):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from swift_study.offline import set_offline
+from swift_study.core.offline import set_offline
 
 from parallel import WORKERS
 from tiny_model import tiny_llama
@@ -27,7 +27,7 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_config():
-    from swift_study.config import load_config
+    from swift_study.pipeline.config import load_config
 
     return load_config(REPO / "config" / "tiny.yaml")
 
@@ -35,7 +35,7 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A saved hidden-32 Llama with its own trained tokenizer (a local model directory)."""
-    from swift_study.tokenizer import load_tokenizer, train_tokenizer
+    from swift_study.model.tokenizer import load_tokenizer, train_tokenizer
 
     root = tmp_path_factory.mktemp("tiny_model")
     texts = [f"{a}加{b}等于多少？\n答案：{a + b}" for a in range(30) for b in range(10)]

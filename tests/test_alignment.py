@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from swift_study.alignment import (
+from swift_study.alignment.stats import (
     agreement_rate, agrees, alignment_stats, alignment_table, merge_swift_validation,
     permutation_pvalue, sign, spearman,
 )
-from swift_study.effects import delta
-from swift_study.costs import StudyShape, cost_table, flop_table, read_benchmarks
-from swift_study.errors import DataError
+from swift_study.validation.effects import delta
+from swift_study.alignment.costs import StudyShape, cost_table, flop_table, read_benchmarks
+from swift_study.core.errors import DataError
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -216,8 +216,8 @@ def test_flop_table_counts_each_side_and_projects_to_7b():
 
 
 def test_saved_model_parameters_match_the_loaded_model(tiny_model_dir):
-    from swift_study.costs import saved_model_parameters
-    from swift_study.modeling import load_model
+    from swift_study.alignment.costs import saved_model_parameters
+    from swift_study.model.modeling import load_model
 
     model = load_model(tiny_model_dir)
     assert saved_model_parameters(tiny_model_dir) == sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

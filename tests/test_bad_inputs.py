@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from swift_study.checks import check_arch, check_device, check_local_model, startup_checks
-from swift_study.config import validate_config
-from swift_study.errors import ConfigError, DataError, SwiftStudyError
-from swift_study.gradients import FeatureStore, open_features, pairwise_inner
-from swift_study.offline import offline_env
-from swift_study.records import read_jsonl
-from swift_study.suite import build_suite
+from swift_study.pipeline.checks import check_arch, check_device, check_local_model, startup_checks
+from swift_study.pipeline.config import validate_config
+from swift_study.core.errors import ConfigError, DataError, SwiftStudyError
+from swift_study.swift.gradients import FeatureStore, open_features, pairwise_inner
+from swift_study.core.offline import offline_env
+from swift_study.data.records import read_jsonl
+from swift_study.data.suite import build_suite
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = {"id": "u1:qa", "query_id": "u1", "task": "add", "lang": "en", "format": "qa", "prompt": "1+1?\n",
@@ -106,7 +106,7 @@ def test_broken_local_model_dirs(tmp_path, tiny_model_dir):
 
 
 def test_missing_model_state_is_never_a_hub_id(tmp_path):
-    from swift_study.modeling import load_model
+    from swift_study.model.modeling import load_model
 
     with pytest.raises(DataError, match=r"nope: no such model directory"):
         load_model(tmp_path / "nope")
@@ -115,7 +115,7 @@ def test_missing_model_state_is_never_a_hub_id(tmp_path):
 def test_truncated_model_weights(tmp_path, tiny_model_dir):
     import shutil
 
-    from swift_study.modeling import load_model
+    from swift_study.model.modeling import load_model
 
     d = tmp_path / "m"
     shutil.copytree(tiny_model_dir, d)
@@ -166,8 +166,8 @@ def test_unlock_needs_no_cores(tmp_path):
 
 
 def test_max_length_shorter_than_the_examples(tiny_model_dir, tmp_path):
-    from swift_study.finetune import TrainArgs, check_lengths, train
-    from swift_study.tokenizer import load_tokenizer
+    from swift_study.model.finetune import TrainArgs, check_lengths, train
+    from swift_study.model.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tiny_model_dir)
     examples = [{"prompt": "12加3等于多少？\n", "completion": "答案：15"}] * 3
@@ -183,8 +183,8 @@ _TRAIN_SCRIPT = """
 import sys, time
 from pathlib import Path
 from transformers import TrainerCallback
-from swift_study.finetune import TrainArgs, train
-from swift_study.tokenizer import load_tokenizer
+from swift_study.model.finetune import TrainArgs, train
+from swift_study.model.tokenizer import load_tokenizer
 model_dir, out, work, slow = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4] == "slow"
 class Slow(TrainerCallback):  # leaves time to be killed between checkpoints
     def on_step_end(self, args, state, control, **kw):
@@ -280,10 +280,10 @@ def test_huge_user_response_names_file_line_and_max_length(tmp_path, tiny_config
 
 
 def test_a_second_run_is_told_another_run_holds_the_directory(tmp_path):
-    from swift_study.runlock import BusyError, hold_run_lock
+    from swift_study.core.runlock import BusyError, hold_run_lock
 
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from swift_study.runlock import hold_run_lock; "
+        [sys.executable, "-c", "import sys, time; from swift_study.core.runlock import hold_run_lock; "
          "hold_run_lock(sys.argv[1], ['snakemake', '--cores', '2']); print('held', flush=True); time.sleep(60)",
          str(tmp_path / ".snakemake")], stdout=subprocess.PIPE, text=True,
         env=dict(os.environ, PYTHONPATH=str(REPO / "workflow")))
@@ -301,7 +301,7 @@ def test_a_second_run_is_told_another_run_holds_the_directory(tmp_path):
 def test_second_snakemake_run_names_the_first(tmp_path):
     """Workflow level: a live first run holds the directory; the second stops at start-up."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; from swift_study.runlock import hold_run_lock; "
+        [sys.executable, "-c", "import time; from swift_study.core.runlock import hold_run_lock; "
          "hold_run_lock('.snakemake', ['snakemake', '--cores', '2']); print('held', flush=True); time.sleep(120)"],
         cwd=tmp_path, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO / "workflow")))
     try:
@@ -318,8 +318,8 @@ def test_second_snakemake_run_names_the_first(tmp_path):
 def test_truncated_model_state_names_both_checksums_and_the_rebuild(tmp_path, tiny_model_dir):
     import shutil
 
-    from swift_study.manifest import set_producer, write_manifest
-    from swift_study.modeling import load_model
+    from swift_study.core.manifest import set_producer, write_manifest
+    from swift_study.model.modeling import load_model
 
     d = tmp_path / "states" / "step-3"
     shutil.copytree(tiny_model_dir, d)
@@ -338,9 +338,9 @@ def test_truncated_model_state_names_both_checksums_and_the_rebuild(tmp_path, ti
 
 
 def test_truncated_feature_store_fails_its_manifest(tmp_path):
-    from swift_study.gradients import check_compatible
-    from swift_study.gradients.store import sidecar_path
-    from swift_study.manifest import write_manifest
+    from swift_study.swift.gradients import check_compatible
+    from swift_study.swift.gradients.store import sidecar_path
+    from swift_study.core.manifest import write_manifest
 
     path = tmp_path / "shard-0-of-2" / "eval.npy"
     with FeatureStore(path, n=4, d=8, meta={}) as st:
@@ -357,8 +357,8 @@ def test_truncated_feature_store_fails_its_manifest(tmp_path):
 
 
 def test_verify_lists_corrupted_and_missing_files_with_their_repair(tmp_path):
-    from swift_study.manifest import write_manifest
-    from swift_study.verify import manifest_findings, merge_findings, parse_summary, report, summary_findings
+    from swift_study.core.manifest import write_manifest
+    from swift_study.pipeline.verify import manifest_findings, merge_findings, parse_summary, report, summary_findings
 
     res = tmp_path / "results-tiny"
     scores = res / "swift" / "scores"
@@ -390,7 +390,7 @@ def test_verify_lists_corrupted_and_missing_files_with_their_repair(tmp_path):
 def test_no_space_error_names_the_path(tmp_path):
     import errno
 
-    from swift_study.atomic import no_space_error
+    from swift_study.core.atomic import no_space_error
 
     exc = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.npy"))
     err = no_space_error(exc, [str(tmp_path / "out")])

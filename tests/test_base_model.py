@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from swift_study.basecorpus import (DOC_KINDS, CorpusSpec, build_corpus, eval_prompt, pretraining_queries, read_result,
+from swift_study.data.basecorpus import (DOC_KINDS, CorpusSpec, build_corpus, eval_prompt, pretraining_queries, read_result,
                                     render_doc)
-from swift_study.checks import verify_model_dir
-from swift_study.config import merge_config, read_config_file, validate_config
-from swift_study.errors import DataError, SwiftStudyError
-from swift_study.formats import response_format
-from swift_study.manifest import sha256_file, write_manifest
-from swift_study.partition import PRETRAINING_JSON, QueryPartition, check_no_leakage, run_partition
-from swift_study.records import record_from_dict
-from swift_study.suite import build_suite
-from swift_study.tasks import TASKS, generate_queries
+from swift_study.pipeline.checks import verify_model_dir
+from swift_study.pipeline.config import merge_config, read_config_file, validate_config
+from swift_study.core.errors import DataError, SwiftStudyError
+from swift_study.data.formats import response_format
+from swift_study.core.manifest import sha256_file, write_manifest
+from swift_study.data.partition import PRETRAINING_JSON, QueryPartition, check_no_leakage, run_partition
+from swift_study.data.records import record_from_dict
+from swift_study.data.suite import build_suite
+from swift_study.data.tasks import TASKS, generate_queries
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "swift-base-zh-en"  # the default
@@ -70,8 +70,8 @@ def test_a_user_record_of_a_pretraining_query_stops_the_run_at_start_up(tmp_path
     data.write_text(json.dumps(rec) + "\n", encoding="utf-8")
     with pytest.raises(DataError, match=f"{leaked.key}.*pretrained on"):
         check_no_leakage([record_from_dict(rec, "x")], part, d)
-    from swift_study.checks import check_leakage
-    from swift_study.suite import load_user_records
+    from swift_study.pipeline.checks import check_leakage
+    from swift_study.data.suite import load_user_records
 
     with pytest.raises(SwiftStudyError, match="'u1'"):
         check_leakage({"model": {"local_dir": str(d)}}, load_user_records([data]))
@@ -158,7 +158,7 @@ def test_shipped_model_is_intact_documented_and_used_by_default(tmp_path):
     shutil.copytree(SHIPPED, bad)
     with open(bad / "model.safetensors", "r+b") as fh:
         fh.truncate(1000)
-    from swift_study.modeling import load_model
+    from swift_study.model.modeling import load_model
 
     with pytest.raises(DataError, match="model.safetensors: checksum mismatch.*git checkout"):
         load_model(bad)
@@ -167,7 +167,7 @@ def test_shipped_model_is_intact_documented_and_used_by_default(tmp_path):
 def test_shipped_cards_are_what_their_records_render(tmp_path):
     """Each shipped card is generated from its pretraining.json and curve.json (no hand
     edits that a rebuild would lose), and says whether the default config loads the model."""
-    from swift_study.basemodel import render_card, write_card
+    from swift_study.model.basemodel import render_card, write_card
 
     for model in (SHIPPED, SECOND_STAGE):
         assert (model / "README.md").read_text(encoding="utf-8") == render_card(model), \
@@ -210,9 +210,9 @@ def test_a_continuation_stage_starts_from_its_parent_and_records_both(tmp_path):
     """base_model.init_from: the second stage loads the parent (checksums verified), keeps
     its tokenizer and shape, lists both stages' query keys and rebuild commands; a parent
     of another partition, or no built model at all, is a config error naming the key."""
-    from swift_study.basemodel import build_base_model
-    from swift_study.errors import ConfigError
-    from swift_study.tokenizer import load_tokenizer
+    from swift_study.model.basemodel import build_base_model
+    from swift_study.core.errors import ConfigError
+    from swift_study.model.tokenizer import load_tokenizer
 
     parent = build_base_model(_tiny_section(tmp_path / "stage1", command="build stage one"),
                               tmp_path / "stage1", tmp_path / "work1", device="cpu")

@@ -7,15 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from swift_study.budget import (budget_runs, budget_size, budget_table, check_budget_config, ltd_claim,
+from swift_study.budget.study import (budget_runs, budget_size, budget_table, check_budget_config, ltd_claim,
                                 selection_context)
-from swift_study.config import validate_config
-from swift_study.errors import ConfigError, DataError
-from swift_study.pool import load_pool, target_examples
-from swift_study.records import Record
-from swift_study.selection import (SelectionContext, allocate, inflow_scores, run_selector, state_products,
+from swift_study.pipeline.config import validate_config
+from swift_study.core.errors import ConfigError, DataError
+from swift_study.data.pool import load_pool, target_examples
+from swift_study.data.records import Record
+from swift_study.budget.selection import (SelectionContext, allocate, inflow_scores, run_selector, state_products,
                                    task_scores)
-from swift_study.suite import build_suite
+from swift_study.data.suite import build_suite
 
 
 def _rec(i: int, task: str, fmt: str) -> Record:
@@ -218,8 +218,8 @@ def test_table_and_ltd_verdicts_follow_the_data():
 
 
 def test_lds_sets_predictions_and_scores():
-    from swift_study.lds import lds_fractions, lds_predictions, lds_scores, lds_training_set
-    from swift_study.study import Study
+    from swift_study.alignment.lds import lds_fractions, lds_predictions, lds_scores, lds_training_set
+    from swift_study.data.study import Study
 
     studies = [Study("a", "cot", ("add",)), Study("b", "corrupt", ("sort",))]
     f = lds_fractions(6, studies, seed=3)

@@ -58,7 +58,7 @@ def _dry_run_threads(workdir, cores: int) -> dict[str, int]:
     """Threads of each rule in a dry run of the tiny preset on ``cores`` cores."""
     import re
 
-    from swift_study.offline import offline_env
+    from swift_study.core.offline import offline_env
 
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
                            str(workdir), "--configfile", str(ROOT / "config/tiny.yaml"), "--cores", str(cores),
@@ -128,8 +128,8 @@ def test_check_model_describes_a_good_directory_and_rejects_a_broken_one(tiny_mo
 
 
 def test_config_readme_is_generated_from_the_schema():
-    from swift_study.configdoc import DOC_PATH, iter_keys, render_config_docs, undocumented_keys
-    from swift_study.config import load_schema
+    from swift_study.pipeline.configdoc import DOC_PATH, iter_keys, render_config_docs, undocumented_keys
+    from swift_study.pipeline.config import load_schema
 
     assert undocumented_keys() == [], "every config key needs a description in the schema"
     assert DOC_PATH.read_text(encoding="utf-8") == render_config_docs(), \
@@ -143,13 +143,13 @@ def test_config_readme_is_generated_from_the_schema():
 def test_schema_enums_equal_the_code_registries():
     """A new engine, projector, subset, estimator or method is registered in one place
     in code; the schema must list exactly those names (no drift)."""
-    from swift_study.config import load_schema
-    from swift_study.finetune import METHODS
-    from swift_study.gradients import ENGINES, PROJECTIONS, SUBSETS
-    from swift_study.gradients.engine import DEVICES
-    from swift_study.influence import ESTIMATORS
-    from swift_study.metrics import METRICS
-    from swift_study.records import LANGS
+    from swift_study.pipeline.config import load_schema
+    from swift_study.model.finetune import METHODS
+    from swift_study.swift.gradients import ENGINES, PROJECTIONS, SUBSETS
+    from swift_study.swift.gradients.engine import DEVICES
+    from swift_study.swift.influence import ESTIMATORS
+    from swift_study.validation.metrics import METRICS
+    from swift_study.data.records import LANGS
 
     p = load_schema()["properties"]
     grads = p["swift"]["properties"]["gradients"]["properties"]

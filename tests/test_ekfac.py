@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from swift_study.ekfac import EKFACArgs, ekfac_products, save_args, tracked_modules
-from swift_study.encoding import collate
-from swift_study.errors import ArgumentError
-from swift_study.gradients.exact import per_example_grads_exact
-from swift_study.tokenizer import train_tokenizer
+from swift_study.swift.ekfac import EKFACArgs, ekfac_products, save_args, tracked_modules
+from swift_study.model.encoding import collate
+from swift_study.core.errors import ArgumentError
+from swift_study.swift.gradients.exact import per_example_grads_exact
+from swift_study.model.tokenizer import train_tokenizer
 
 from tiny_model import tiny_llama
 

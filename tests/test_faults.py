@@ -53,9 +53,9 @@ def small_disk(tmp_path):
 
 
 def _run_rule(rule: str, outputs: list[str], main) -> tuple[int, str]:
-    """Run ``main`` as :func:`swift_study.runner.run` runs a rule's script: its exit code
+    """Run ``main`` as :func:`swift_study.pipeline.runner.run` runs a rule's script: its exit code
     and what it printed to the terminal."""
-    code = (f"import sys, pickle; from types import SimpleNamespace; from swift_study.runner import run\n"
+    code = (f"import sys, pickle; from types import SimpleNamespace; from swift_study.pipeline.runner import run\n"
             f"smk = SimpleNamespace(rule={rule!r}, output={outputs!r}, log=[], threads=1, input=[], params=None)\n"
             f"{main}\nrun(smk, main)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
@@ -65,9 +65,9 @@ def _run_rule(rule: str, outputs: list[str], main) -> tuple[int, str]:
 
 _FEATURES = """
 import numpy as np
-from swift_study.gradients import FeatureStore
-from swift_study.gradients.store import sidecar_path
-from swift_study.manifest import write_manifest
+from swift_study.swift.gradients import FeatureStore
+from swift_study.swift.gradients.store import sidecar_path
+from swift_study.core.manifest import write_manifest
 def main(smk, log):
     for out in smk.output:
         with FeatureStore(out, n=64, d=4096, meta={'seed': 0}) as st:  # 1 MiB each
@@ -103,8 +103,8 @@ _TRAIN = """
 import sys, os, shutil
 from pathlib import Path
 from transformers import TrainerCallback
-from swift_study.finetune import TrainArgs, train
-from swift_study.tokenizer import load_tokenizer
+from swift_study.model.finetune import TrainArgs, train
+from swift_study.model.tokenizer import load_tokenizer
 MODEL, WORK, FILL = Path(os.environ['T_MODEL']), Path(os.environ['T_WORK']), os.environ.get('T_FILL')
 class Fill(TrainerCallback):  # after checkpoint 4 is saved, the disk fills up
     def on_step_end(self, args, state, control, **kw):

@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from swift_study import figures
-from swift_study.alignment import alignment_stats, alignment_table
-from swift_study.figures import (BUNDLED_CJK_FONT, cjk_font, plot_alignment, plot_budget, plot_lds,
+from swift_study.report import figures
+from swift_study.alignment.stats import alignment_stats, alignment_table
+from swift_study.report.figures import (BUNDLED_CJK_FONT, cjk_font, plot_alignment, plot_budget, plot_lds,
                                  plot_league, plot_state_accuracy, plot_study, plot_validation, text_boxes,
                                  text_overlaps)
-from swift_study.influence import ScoreArgs, StateScores, score_study
-from swift_study.league import COLUMNS
-from swift_study.study import Study
+from swift_study.swift.influence import ScoreArgs, StateScores, score_study
+from swift_study.alignment.league import COLUMNS
+from swift_study.data.study import Study
 
 TASKS = ["add", "sub", "compare", "reverse"]
 TINY_STATES = ["base", "step-3"]
@@ -218,7 +218,7 @@ def test_every_figure_shares_one_style(tmp_path, strict_glyphs):
 def test_every_paper_figure_redraws_from_its_stored_csv(tmp_path, strict_glyphs):
     """What `snakemake figures` runs (workflow/scripts/paper_figure.py): each figure from the
     CSV files the workflow stores, written and read back as the rules do."""
-    from swift_study.figures import PAPER_FIGURES, render_stored
+    from swift_study.report.figures import PAPER_FIGURES, render_stored
 
     study_scores("cot", TINY_STATES).to_csv(tmp_path / "cot.csv", index=False)
     acc = state_accuracy_frame(TINY_STATES)
@@ -256,7 +256,7 @@ def test_each_paper_figure_has_its_rule_reading_stored_results_only():
     figure name render_stored knows, its inputs CSV files (and the plotting code)."""
     from pathlib import Path
 
-    from swift_study.figures import PAPER_FIGURES
+    from swift_study.report.figures import PAPER_FIGURES
 
     smk = (Path(__file__).resolve().parents[1] / "workflow" / "rules" / "figures.smk").read_text(encoding="utf-8")
     rules = re.split(r"^rule ", smk, flags=re.M)[1:]

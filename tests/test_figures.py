@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from swift_study.alignment import alignment_stats, alignment_table
-from swift_study.errors import DataError
-from swift_study.figures import cjk_font, plot_alignment, plot_study, plot_validation, strategy_label
-from swift_study.influence import ScoreArgs, StateScores, score_study
-from swift_study.study import Study
+from swift_study.alignment.stats import alignment_stats, alignment_table
+from swift_study.core.errors import DataError
+from swift_study.report.figures import cjk_font, plot_alignment, plot_study, plot_validation, strategy_label
+from swift_study.swift.influence import ScoreArgs, StateScores, score_study
+from swift_study.data.study import Study
 
 
 def study_df(strategy="cot", n_states=4, unstable_state=2, seed=0):
@@ -105,7 +105,7 @@ def test_plot_alignment_empty(tmp_path, no_warnings):
 
 
 def test_plot_validation_forest(tmp_path, no_warnings):
-    from swift_study.validation import validation_effects
+    from swift_study.validation.outcomes import validation_effects
 
     rng = np.random.default_rng(3)
     ids = [f"e{i}" for i in range(60)]

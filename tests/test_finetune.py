@@ -1,4 +1,4 @@
-"""swift_study.finetune: the one training function (pretraining, warm-up, validation).
+"""swift_study.model.finetune: the one training function (pretraining, warm-up, validation).
 
 Small and quick: a hidden-32 Llama on a few hundred synthetic en/zh examples.
 """
@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from swift_study.encoding import IGNORE_INDEX, collate, encode_pair, per_example_loss
-from swift_study.finetune import (
+from swift_study.model.encoding import IGNORE_INDEX, collate, encode_pair, per_example_loss
+from swift_study.model.finetune import (
     ADAPTER_BASE_JSON, TrainArgs,
     load_train_summary, train,
 )
-from swift_study.modeling import load_model
-from swift_study.states import MOMENTS_NAME, adapter_base_dir, load_moments
-from swift_study.tokenizer import load_tokenizer, train_tokenizer
+from swift_study.model.modeling import load_model
+from swift_study.model.states import MOMENTS_NAME, adapter_base_dir, load_moments
+from swift_study.model.tokenizer import load_tokenizer, train_tokenizer
 
 from tiny_model import tiny_llama
 
@@ -126,8 +126,8 @@ def test_lora_model_states_are_adapters_with_moments_and_give_lora_gradients(env
     """LESS's model states: a LoRA warm-up exports adapters (with their base and the Adam
     moments of the LoRA weights); a state loads unmerged for gradients over the LoRA
     weights (Adam-preconditioned) and merged to train from."""
-    from swift_study.gradients import GradientArgs, featurize
-    from swift_study.states import ModelState
+    from swift_study.swift.gradients import GradientArgs, featurize
+    from swift_study.model.states import ModelState
 
     out = train(env["base"], env["tok"], env["examples"], env["root"] / "lora_states",
                 args(method="lora", learning_rate=5e-3, lora_r=4, lora_alpha=8, export_steps=[2, 6]),

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from swift_study.encoding import collate
-from swift_study.gradients import (
+from swift_study.model.encoding import collate
+from swift_study.swift.gradients import (
     AdamState, FeatureStore, GradientArgs, IdentityProjector, KronProjector, MixedProjector,
     SketchProjector,
     adam_precondition, feature_dim, feature_norms, featurize, open_features, pairwise_inner,
     per_example_features_fast, per_example_grads_exact, per_example_grads_loop, read_meta,
     select_parameters,
 )
-from swift_study.tokenizer import train_tokenizer
+from swift_study.model.tokenizer import train_tokenizer
 
 from tiny_model import tiny_llama
 
@@ -290,7 +290,7 @@ def test_featurize_engines_agree(model, tok):
 
 
 def test_length_sorting_changes_nothing_but_speed(model, tok):
-    from swift_study.gradients.engine import _batches
+    from swift_study.swift.gradients.engine import _batches
 
     pairs = _pairs(13, 21)
     args = GradientArgs(chunk_size=4, proj_factor_dim=8, device="cpu")
@@ -452,8 +452,8 @@ def test_projection_ensemble_averages_the_members_scores(model, tok, tmp_path):
     """swift.gradients.seeds: the ensemble's inner products are the mean of its members'
     (each a single projection seeded by seed + entry), in memory and in a store, and a
     store of another ensemble is refused as incompatible."""
-    from swift_study.errors import ArgumentError
-    from swift_study.gradients import check_compatible
+    from swift_study.core.errors import ArgumentError
+    from swift_study.swift.gradients import check_compatible
 
     pairs, probes = _pairs(9, 5), _pairs(3, 6)
     kw = dict(chunk_size=4, proj_factor_dim=4, proj_dim=64, device="cpu")
@@ -513,9 +513,9 @@ def test_gradient_args_modules_and_mapping():
 
 
 def test_shards_concatenate_to_the_unsharded_features_bit_for_bit(model, tok, tmp_path):
-    from swift_study.gradients import (check_compatible, concat_features, pairwise_inner_shards,
+    from swift_study.swift.gradients import (check_compatible, concat_features, pairwise_inner_shards,
                                        shard_bounds)
-    from swift_study.gradients.engine import SORT_WINDOW_CHUNKS
+    from swift_study.swift.gradients.engine import SORT_WINDOW_CHUNKS
 
     args = GradientArgs(chunk_size=2, proj_factor_dim=4, proj_dim=64, device="cpu")
     window = 2 * SORT_WINDOW_CHUNKS
@@ -538,8 +538,8 @@ def test_shards_concatenate_to_the_unsharded_features_bit_for_bit(model, tok, tm
 
 
 def test_scoring_refuses_features_made_differently(model, tok, tmp_path):
-    from swift_study.errors import DataError
-    from swift_study.gradients import check_compatible
+    from swift_study.core.errors import DataError
+    from swift_study.swift.gradients import check_compatible
 
     pairs = _pairs(4, 5)
     base = dict(proj_factor_dim=4, proj_dim=64, device="cpu")
@@ -574,7 +574,7 @@ def test_embedding_rows_sketch_like_the_dense_gradient():
 
 
 def test_hash_factor_is_a_sparse_unbiased_matrix():
-    from swift_study.gradients.projection import HashFactor, reduce_by
+    from swift_study.swift.gradients.projection import HashFactor, reduce_by
 
     gen = torch.Generator().manual_seed(2)
     sign = torch.randint(0, 2, (13,), generator=gen).float() * 2 - 1

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from swift_study.encoding import collate, per_example_loss
-from swift_study.gradients import GradientArgs, featurize, select_parameters
-from swift_study.tokenizer import train_tokenizer
+from swift_study.model.encoding import collate, per_example_loss
+from swift_study.swift.gradients import GradientArgs, featurize, select_parameters
+from swift_study.model.tokenizer import train_tokenizer
 
 from tiny_model import tiny_llama
 

@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from swift_study.errors import ArgumentError, DataError
-from swift_study.influence import (
+from swift_study.core.errors import ArgumentError, DataError
+from swift_study.swift.influence import (
     COLUMNS, ScoreArgs, StateScores, _boot_inflow, _resample_counts, aggregate_weights,
     context_masks, inflow, load_state_npz, normalize, relinf, score_study, summary_markdown,
     zero_norm_pairs,
 )
-from swift_study.study import Study
+from swift_study.data.study import Study
 
 # Two queries: q1 (task A), q2 (task B); eval examples of tasks A, B, C; in_task = (A, B).
 # Probe rows deliberately not in query order, baseline rows first.

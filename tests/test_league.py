@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from swift_study.figures import plot_league
-from swift_study.influence import StateScores
-from swift_study.study import Study
-from swift_study.league import COLUMNS, league_markdown, league_table, score_grid
+from swift_study.report.figures import plot_league
+from swift_study.swift.influence import StateScores
+from swift_study.data.study import Study
+from swift_study.alignment.league import COLUMNS, league_markdown, league_table, score_grid
 
 TASKS = ["A", "B", "C", "D"]
 

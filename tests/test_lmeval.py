@@ -1,4 +1,4 @@
-"""swift_study.lmeval: local lm-eval tasks, scoring of known outputs, a real HF run."""
+"""swift_study.validation.lmeval: local lm-eval tasks, scoring of known outputs, a real HF run."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pytest
 import torch
 import yaml
 
-from swift_study.answers import is_correct
-from swift_study.lmeval import (
+from swift_study.data.answers import is_correct
+from swift_study.validation.lmeval import (
     count_continuation_tokens, evaluate, metric, read_samples, task_manager, write_task_yamls,
 )
-from swift_study.records import Record, write_jsonl
-from swift_study.tokenizer import load_tokenizer, train_tokenizer
+from swift_study.data.records import Record, write_jsonl
+from swift_study.model.tokenizer import load_tokenizer, train_tokenizer
 
 from tiny_model import tiny_llama
 
@@ -200,8 +200,8 @@ def test_real_hf_run_with_and_without_adapter(env):
         assert row["nll_per_token"] == pytest.approx(-row["loglik"] / row["n_tokens"])
     # loglik is the training loss of the response tokens (prompt masked exactly as in training,
     # without the EOS target): check one example by hand
-    from swift_study.encoding import encode_pair
-    from swift_study.modeling import load_model
+    from swift_study.model.encoding import encode_pair
+    from swift_study.model.modeling import load_model
 
     model = load_model(root / "base")
     rec = env["in"][0]

@@ -12,11 +12,11 @@ import torch
 
 spm = pytest.importorskip("sentencepiece")
 
-from swift_study.checks import check_local_model  # noqa: E402
-from swift_study.encoding import IGNORE_INDEX, encode_pair  # noqa: E402
-from swift_study.gradients import GradientArgs, featurize  # noqa: E402
-from swift_study.tasks import generate_queries  # noqa: E402
-from swift_study.tokenizer import load_tokenizer  # noqa: E402
+from swift_study.pipeline.checks import check_local_model  # noqa: E402
+from swift_study.model.encoding import IGNORE_INDEX, encode_pair  # noqa: E402
+from swift_study.swift.gradients import GradientArgs, featurize  # noqa: E402
+from swift_study.data.tasks import generate_queries  # noqa: E402
+from swift_study.model.tokenizer import load_tokenizer  # noqa: E402
 
 from parallel import CORES  # noqa: E402
 
@@ -77,7 +77,7 @@ def test_prompt_response_boundary(llama_dir):
 
 
 def test_gradients_on_the_local_model(llama_dir):
-    from swift_study.modeling import load_model
+    from swift_study.model.modeling import load_model
 
     tok = load_tokenizer(llama_dir)
     model = load_model(llama_dir)
@@ -99,8 +99,8 @@ def test_whole_tiny_chain_on_the_local_model_with_lora_states(llama_dir, tmp_pat
     in the tiny preset's own chain, tests/test_workflow.py: one run covers both paths here.)"""
     import pandas as pd
 
-    from swift_study.influence import load_state_npz
-    from swift_study.offline import offline_env
+    from swift_study.swift.influence import load_state_npz
+    from swift_study.core.offline import offline_env
 
     repo = __import__("pathlib").Path(__file__).resolve().parents[1]
     override = tmp_path / "local.yaml"  # one training seed: the chain, not the statistics, is under test

@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from swift_study.config import load_config
-from swift_study.planner import (PROCESS_MB, Tokens, compare_benchmarks, gradient_subset, hf_config,
+from swift_study.pipeline.config import load_config
+from swift_study.pipeline.planner import (PROCESS_MB, Tokens, compare_benchmarks, gradient_subset, hf_config,
                                  plan_markdown, plan_study)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def test_plan_counts_the_tiny_models_parameters_and_features_like_the_real_model
     """Parameters and feature dimension on the meta device equal those of a real model."""
     from transformers import AutoModelForCausalLM
 
-    from swift_study.gradients.engine import GradientArgs, feature_dim, resolve_subset
+    from swift_study.swift.gradients.engine import GradientArgs, feature_dim, resolve_subset
 
     real = AutoModelForCausalLM.from_config(hf_config(tiny_cfg))
     n = sum(p.numel() for p in {id(p): p for p in real.parameters()}.values())
@@ -129,8 +129,8 @@ def test_calibration_measures_this_machine_and_refuses_a_7b_model(tiny_cfg, tmp_
     """--calibrate: FLOP/s from timed training steps of the study's own model (more tokens
     per step cost proportionally more time, so the rate stays of one order), and a
     job's start-up seconds from a fresh interpreter; a 7B shape is refused, not built."""
-    from swift_study.errors import ConfigError
-    from swift_study.planner import measure_flops_per_s, measure_overhead_s
+    from swift_study.core.errors import ConfigError
+    from swift_study.pipeline.planner import measure_flops_per_s, measure_overhead_s
 
     hf = hf_config(tiny_cfg)
     short = measure_flops_per_s(hf, tokens=16, batch=4, seconds=0.3)

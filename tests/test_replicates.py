@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from swift_study.cli import main
-from swift_study.replicates import replicate_tables, stratified_permutation_p
+from swift_study.alignment.replicates import replicate_tables, stratified_permutation_p
 
 
 def fake_run(root, seed: int, signal: float):
@@ -66,7 +66,7 @@ def test_replicate_tables_and_cli(tmp_path, capsys):
 
 
 def test_a_missing_replicate_is_a_clear_error(tmp_path):
-    from swift_study.errors import DataError
+    from swift_study.core.errors import DataError
 
     with pytest.raises(DataError, match="run the whole study there first"):
         replicate_tables({"1": tmp_path / "nothing"})

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from swift_study.browser import REPORT_SECTIONS, check_report, find_chromium
-from swift_study.figures import plot_state_accuracy, plot_validation
-from swift_study.report import csv_table, image_data_uri, render_report
+from swift_study.report.browser import REPORT_SECTIONS, check_report, find_chromium
+from swift_study.report.figures import plot_state_accuracy, plot_validation
+from swift_study.report.html import csv_table, image_data_uri, render_report
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "workflow" / "report" / "report.html.j2"

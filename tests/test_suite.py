@@ -4,13 +4,13 @@ import re
 
 import pytest
 
-from swift_study.answers import extract_answer, is_correct
-from swift_study.config import load_config, validate_config
-from swift_study.errors import ConfigError, DataError
-from swift_study.formats import BUILTIN_FORMATS, format_registry, render
-from swift_study.records import read_jsonl
-from swift_study.suite import build_suite, draw_probes, split_eval, studies_from_config, write_suite
-from swift_study.tasks import TASKS, generate_queries
+from swift_study.data.answers import extract_answer, is_correct
+from swift_study.pipeline.config import load_config, validate_config
+from swift_study.core.errors import ConfigError, DataError
+from swift_study.data.formats import BUILTIN_FORMATS, format_registry, render
+from swift_study.data.records import read_jsonl
+from swift_study.data.suite import build_suite, draw_probes, split_eval, studies_from_config, write_suite
+from swift_study.data.tasks import TASKS, generate_queries
 
 SOLVERS = {
     "add": lambda o: o["a"] + o["b"],

@@ -3,11 +3,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from swift_study.errors import DataError
-from swift_study.study import Study
-from swift_study.suite import build_suite
-from swift_study.trainsets import validation_training_set
-from swift_study.validation import significant, validation_effects
+from swift_study.core.errors import DataError
+from swift_study.data.study import Study
+from swift_study.data.suite import build_suite
+from swift_study.validation.trainsets import validation_training_set
+from swift_study.validation.outcomes import significant, validation_effects
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from swift_study.offline import offline_env
+from swift_study.core.offline import offline_env
 
 from parallel import CORES
 
@@ -60,7 +60,7 @@ def test_every_output_with_sane_contents(tiny_run):
     assert summary["s_strategy"].notna().all() and summary["s_baseline"].notna().all()
     assert ((summary["relinf_lo"] <= summary["relinf"]) | summary["unstable"]).all()
     # the model states really differ: the warm-up moved the weights
-    from swift_study.gradients import concat_features
+    from swift_study.swift.gradients import concat_features
 
     feats = {s: concat_features(sorted((r / f"swift/features/{s}").glob("shard-*-of-2/eval.npy")))
              for s in ("base", "step-3")}
@@ -117,7 +117,7 @@ def test_figures_redraw_from_stored_results_readably(tiny_run):
     every figure of the tiny run has no overlapping text and no missing glyph."""
     import warnings
 
-    from swift_study.figures import render_stored, text_overlaps
+    from swift_study.report.figures import render_stored, text_overlaps
 
     work = tiny_run.parent
     figure_rules = ["swift_figure", "state_accuracy_figure", "validation_figure", "alignment_figure", "league_figure"]
@@ -140,7 +140,7 @@ def test_figures_redraw_from_stored_results_readably(tiny_run):
 @pytest.mark.slow
 def test_the_tiny_report_in_a_real_browser(tiny_run):
     """Headless Chromium: every image of the report loaded, every section there, a screenshot."""
-    from swift_study.browser import check_report, find_chromium
+    from swift_study.report.browser import check_report, find_chromium
 
     if find_chromium() is None and os.environ.get("SWIFT_REQUIRE_CHROMIUM") != "1":
         pytest.skip("no Chromium (apt-get install -y chromium)")
@@ -202,8 +202,8 @@ def test_verify_finds_and_its_command_repairs_a_truncated_store_and_a_deleted_sc
     assert "--forcerun results-tiny/model/warmup" in proc.stdout
     # and whatever reads the state (every job loads states through load_model) stops with
     # the checksum error before it computes anything
-    from swift_study.errors import DataError
-    from swift_study.modeling import load_model
+    from swift_study.core.errors import DataError
+    from swift_study.model.modeling import load_model
 
     with pytest.raises(DataError, match="checksum mismatch"):
         load_model(w.parent)

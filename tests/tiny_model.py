@@ -1,5 +1,5 @@
 """The tests' smallest Llama: one architecture for every test that builds a model."""
-from swift_study.modeling import build_tiny_llama
+from swift_study.model.modeling import build_tiny_llama
 
 #: hidden 32, 2 layers: big enough for every code path, small enough for seconds per test
 ARCH = dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, max_position_embeddings=128)

@@ -7,14 +7,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from swift_study.budget import budget_runs
-from swift_study.checks import startup_checks
-from swift_study.config import validate_config
-from swift_study.errors import SwiftStudyError
-from swift_study.offline import set_offline
-from swift_study.partition import run_partition
-from swift_study.runlock import hold_run_lock
-from swift_study.states import resolve_headline_state, resolve_start_state, resolve_state, state_names, state_path, state_producer
+from swift_study.budget.study import budget_runs
+from swift_study.pipeline.checks import startup_checks
+from swift_study.pipeline.config import validate_config
+from swift_study.core.errors import SwiftStudyError
+from swift_study.core.offline import set_offline
+from swift_study.data.partition import run_partition
+from swift_study.core.runlock import hold_run_lock
+from swift_study.model.states import resolve_headline_state, resolve_start_state, resolve_state, state_names, state_path, state_producer
 
 set_offline()
 
@@ -29,7 +29,7 @@ config.clear()
 config.update(_validated)
 
 R = config["results"]
-FIGURE_CODE = str(Path(workflow.basedir) / "workflow" / "swift_study" / "figures.py")  # plotting and style
+FIGURE_CODE = str(Path(workflow.basedir) / "workflow" / "swift_study" / "report" / "figures.py")  # plotting and style
 STUDIES = [s["name"] for s in config["studies"]]
 STUDY = {s["name"]: s for s in config["studies"]}
 STRATEGIES = list(dict.fromkeys(s["strategy"] for s in config["studies"]))

@@ -3,15 +3,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from swift_study.alignment import PAIRINGS, alignment_stats, merge_swift_validation
-from swift_study.atomic import atomic_write_text
-from swift_study.costs import StudyShape, cost_table, flop_table, saved_model_parameters
-from swift_study.encoding import encode_pair
-from swift_study.evaluation import generation_table, load_samples
-from swift_study.records import read_jsonl
-from swift_study.runner import run
-from swift_study.tokenizer import load_tokenizer
-from swift_study.validation import validation_effects
+from swift_study.alignment.stats import PAIRINGS, alignment_stats, merge_swift_validation
+from swift_study.core.atomic import atomic_write_text
+from swift_study.alignment.costs import StudyShape, cost_table, flop_table, saved_model_parameters
+from swift_study.model.encoding import encode_pair
+from swift_study.validation.evaluation import generation_table, load_samples
+from swift_study.data.records import read_jsonl
+from swift_study.pipeline.runner import run
+from swift_study.model.tokenizer import load_tokenizer
+from swift_study.validation.outcomes import validation_effects
 
 
 VALIDATION_VIEW = ["study", "context", "em_B", "em_S", "em_ctrl", "delta_em", "delta_em_lo", "delta_em_hi",
@@ -19,7 +19,7 @@ VALIDATION_VIEW = ["study", "context", "em_B", "em_S", "em_ctrl", "delta_em", "d
 
 
 def study_shape(smk, p, records, samples) -> StudyShape:
-    """The study's size in tokens (see :mod:`swift_study.costs`)."""
+    """The study's size in tokens (see :mod:`swift_study.alignment.costs`)."""
     tok = load_tokenizer(smk.input.tokenizer)
 
     def n_tokens(prompt: str, response: str) -> int:
@@ -99,7 +99,7 @@ def main(smk, log):
           "## Cost", "", costs.to_markdown(index=False, floatfmt=".1f"), "",
           "Floating-point operations (2N per token forward, 4N backward; pretraining and warm-up, shared by "
           "both sides, counted in neither; 7B: the same study shape on a 6.74e9-parameter model, GPU-hours at "
-          "an assumed sustained 4e14 FLOP/s; see swift_study.costs):", "",
+          "an assumed sustained 4e14 FLOP/s; see swift_study.alignment.costs):", "",
           flops[["side", "flops", "flops_7b", "gpu_hours_7b"]].to_markdown(index=False, floatfmt=".3g")]
     atomic_write_text(smk.output.summary, "\n".join(md) + "\n")
     log.info("headline alignment (state %s): %s", p.headline_state, headline)

@@ -1,6 +1,6 @@
-"""Snakemake script: pretrain the shipped base model (swift_study.basemodel)."""
-from swift_study.basemodel import build_base_model
-from swift_study.runner import run
+"""Snakemake script: pretrain the shipped base model (swift_study.model.basemodel)."""
+from swift_study.model.basemodel import build_base_model
+from swift_study.pipeline.runner import run
 
 
 def main(smk, log):

@@ -1,12 +1,12 @@
 """Snakemake script: mean-pooled hidden states of the pool at the start state (cluster selector)."""
 import numpy as np
 
-from swift_study.device import pick_device
-from swift_study.modeling import load_model, mean_pooled_embeddings
-from swift_study.atomic import atomic_write_bytes
-from swift_study.records import read_jsonl
-from swift_study.runner import run
-from swift_study.tokenizer import load_tokenizer
+from swift_study.core.device import pick_device
+from swift_study.model.modeling import load_model, mean_pooled_embeddings
+from swift_study.core.atomic import atomic_write_bytes
+from swift_study.data.records import read_jsonl
+from swift_study.pipeline.runner import run
+from swift_study.model.tokenizer import load_tokenizer
 
 
 def main(smk, log):

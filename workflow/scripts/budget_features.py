@@ -1,12 +1,12 @@
 """Snakemake script: gradient features of the budget pool (preconditioned as configured)
 and of the target examples at one model state."""
-from swift_study.gradients import featurize
-from swift_study.modeling import load_model
-from swift_study.records import read_jsonl
-from swift_study.runner import run
-from swift_study.states import ModelState
-from swift_study.swift import gradient_args
-from swift_study.tokenizer import load_tokenizer
+from swift_study.swift.gradients import featurize
+from swift_study.model.modeling import load_model
+from swift_study.data.records import read_jsonl
+from swift_study.pipeline.runner import run
+from swift_study.model.states import ModelState
+from swift_study.swift.features import gradient_args
+from swift_study.model.tokenizer import load_tokenizer
 
 
 def main(smk, log):

@@ -1,7 +1,7 @@
-"""Snakemake script: the budget study's pool and its target examples (see swift_study.pool)."""
-from swift_study.pool import target_examples, write_pool
-from swift_study.records import read_jsonl, write_jsonl
-from swift_study.runner import run
+"""Snakemake script: the budget study's pool and its target examples (see swift_study.data.pool)."""
+from swift_study.data.pool import target_examples, write_pool
+from swift_study.data.records import read_jsonl, write_jsonl
+from swift_study.pipeline.runner import run
 
 
 def main(smk, log):

@@ -4,13 +4,13 @@ import time
 import numpy as np
 import pandas as pd
 
-from swift_study.atomic import atomic_write_text
-from swift_study.budget import budget_size, needs, selection_context
-from swift_study.gradients import open_features
-from swift_study.records import read_jsonl, write_jsonl
-from swift_study.runner import run
-from swift_study.selection import run_selector, state_products
-from swift_study.states import ModelState
+from swift_study.core.atomic import atomic_write_text
+from swift_study.budget.study import budget_size, needs, selection_context
+from swift_study.swift.gradients import open_features
+from swift_study.data.records import read_jsonl, write_jsonl
+from swift_study.pipeline.runner import run
+from swift_study.budget.selection import run_selector, state_products
+from swift_study.model.states import ModelState
 
 
 def main(smk, log):

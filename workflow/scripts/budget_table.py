@@ -3,11 +3,11 @@ import json
 
 import pandas as pd
 
-from swift_study.atomic import atomic_write_text
-from swift_study.budget import budget_markdown, budget_table, ltd_claim
-from swift_study.evaluation import load_samples
-from swift_study.records import read_jsonl
-from swift_study.runner import run
+from swift_study.core.atomic import atomic_write_text
+from swift_study.budget.study import budget_markdown, budget_table, ltd_claim
+from swift_study.validation.evaluation import load_samples
+from swift_study.data.records import read_jsonl
+from swift_study.pipeline.runner import run
 
 
 def main(smk, log):

@@ -1,13 +1,13 @@
 """Snakemake script: EK-FAC (kronfluence) products of every study's probes with the
 eval examples at one model state (one fit, one file per study), for the league's
 ``ekfac`` rows."""
-from swift_study.ekfac import EKFACArgs, ekfac_products, save_args
-from swift_study.influence import save_state_npz
-from swift_study.modeling import load_model
-from swift_study.records import read_jsonl
-from swift_study.runner import run
-from swift_study.swift import eval_pairs, products_scores
-from swift_study.tokenizer import load_tokenizer
+from swift_study.swift.ekfac import EKFACArgs, ekfac_products, save_args
+from swift_study.swift.influence import save_state_npz
+from swift_study.model.modeling import load_model
+from swift_study.data.records import read_jsonl
+from swift_study.pipeline.runner import run
+from swift_study.swift.features import eval_pairs, products_scores
+from swift_study.model.tokenizer import load_tokenizer
 
 
 def main(smk, log):

@@ -1,9 +1,9 @@
 """Snakemake script: evaluate one model state with lm-evaluation-harness (offline)."""
 from pathlib import Path
 
-from swift_study.lmeval import evaluate_trained, read_task_names
-from swift_study.runner import run
-from swift_study.states import adapter_base_dir
+from swift_study.validation.lmeval import evaluate_trained, read_task_names
+from swift_study.pipeline.runner import run
+from swift_study.model.states import adapter_base_dir
 
 
 def main(smk, log):

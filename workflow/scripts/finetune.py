@@ -4,11 +4,11 @@ validation study and the budget study."""
 import shutil
 from pathlib import Path
 
-from swift_study.finetune import SUMMARY_NAME, TrainArgs, train
-from swift_study.lmeval import evaluate_trained, read_task_names
-from swift_study.records import read_jsonl
-from swift_study.runner import run
-from swift_study.tokenizer import load_tokenizer
+from swift_study.model.finetune import SUMMARY_NAME, TrainArgs, train
+from swift_study.validation.lmeval import evaluate_trained, read_task_names
+from swift_study.data.records import read_jsonl
+from swift_study.pipeline.runner import run
+from swift_study.model.tokenizer import load_tokenizer
 
 
 def main(smk, log):

@@ -1,6 +1,6 @@
-"""Snakemake script: write the task suite in every format (see swift_study.suite)."""
-from swift_study.runner import run
-from swift_study.suite import write_suite
+"""Snakemake script: write the task suite in every format (see swift_study.data.suite)."""
+from swift_study.pipeline.runner import run
+from swift_study.data.suite import write_suite
 
 
 def main(smk, log):

@@ -1,10 +1,10 @@
-"""Snakemake script: the training sets of the LDS retrainings (see swift_study.lds)."""
-from swift_study.atomic import atomic_write_text
-from swift_study.lds import lds_fractions, lds_training_set
-from swift_study.records import read_jsonl, write_jsonl
-from swift_study.runner import run
-from swift_study.study import Study
-from swift_study.trainsets import in_task_records
+"""Snakemake script: the training sets of the LDS retrainings (see swift_study.alignment.lds)."""
+from swift_study.core.atomic import atomic_write_text
+from swift_study.alignment.lds import lds_fractions, lds_training_set
+from swift_study.data.records import read_jsonl, write_jsonl
+from swift_study.pipeline.runner import run
+from swift_study.data.study import Study
+from swift_study.validation.trainsets import in_task_records
 
 
 def main(smk, log):

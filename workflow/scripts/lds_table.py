@@ -1,11 +1,11 @@
 """Snakemake script: LDS of the default swift configuration and of the league's best."""
 import pandas as pd
 
-from swift_study.atomic import atomic_write_text
-from swift_study.evaluation import load_samples
-from swift_study.lds import lds_predictions, lds_scores, task_inflows
-from swift_study.records import read_jsonl
-from swift_study.runner import run
+from swift_study.core.atomic import atomic_write_text
+from swift_study.validation.evaluation import load_samples
+from swift_study.alignment.lds import lds_predictions, lds_scores, task_inflows
+from swift_study.data.records import read_jsonl
+from swift_study.pipeline.runner import run
 
 
 def main(smk, log):

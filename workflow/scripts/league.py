@@ -1,18 +1,18 @@
 """Snakemake script: the league table of swift configurations against the validation study."""
 import pandas as pd
 
-from swift_study.atomic import atomic_write_text
-from swift_study.ekfac import EKFAC
-from swift_study.gradients import check_compatible, concat_features, featurize
-from swift_study.influence import load_state_npz
-from swift_study.league import league_markdown, league_table, score_grid
-from swift_study.modeling import load_model
-from swift_study.records import read_jsonl
-from swift_study.runner import run
-from swift_study.states import BASE, ModelState
-from swift_study.study import Study
-from swift_study.swift import gradient_args, per_state, state_scores
-from swift_study.tokenizer import load_tokenizer
+from swift_study.core.atomic import atomic_write_text
+from swift_study.swift.ekfac import EKFAC
+from swift_study.swift.gradients import check_compatible, concat_features, featurize
+from swift_study.swift.influence import load_state_npz
+from swift_study.alignment.league import league_markdown, league_table, score_grid
+from swift_study.model.modeling import load_model
+from swift_study.data.records import read_jsonl
+from swift_study.pipeline.runner import run
+from swift_study.model.states import BASE, ModelState
+from swift_study.data.study import Study
+from swift_study.swift.features import gradient_args, per_state, state_scores
+from swift_study.model.tokenizer import load_tokenizer
 
 
 def main(smk, log):

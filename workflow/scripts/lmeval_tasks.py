@@ -2,10 +2,10 @@
 from collections import defaultdict
 from pathlib import Path
 
-from swift_study.atomic import atomic_write_text
-from swift_study.lmeval import write_task_yamls
-from swift_study.records import read_jsonl, write_jsonl
-from swift_study.runner import run
+from swift_study.core.atomic import atomic_write_text
+from swift_study.validation.lmeval import write_task_yamls
+from swift_study.data.records import read_jsonl, write_jsonl
+from swift_study.pipeline.runner import run
 
 
 def main(smk, log):

@@ -1,6 +1,6 @@
 """Snakemake script: one paper figure, drawn from the stored results alone."""
-from swift_study.figures import render_stored
-from swift_study.runner import run
+from swift_study.report.figures import render_stored
+from swift_study.pipeline.runner import run
 
 
 def main(smk, log):

@@ -2,10 +2,10 @@
 import json
 from pathlib import Path
 
-from swift_study.finetune import TrainArgs, train
-from swift_study.modeling import build_tiny_llama, count_parameters
-from swift_study.runner import run
-from swift_study.tokenizer import load_tokenizer
+from swift_study.model.finetune import TrainArgs, train
+from swift_study.model.modeling import build_tiny_llama, count_parameters
+from swift_study.pipeline.runner import run
+from swift_study.model.tokenizer import load_tokenizer
 
 
 def main(smk, log):

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from swift_study.report import config_yaml, csv_table, image_data_uri, render_report
-from swift_study.runner import run
+from swift_study.report.html import config_yaml, csv_table, image_data_uri, render_report
+from swift_study.pipeline.runner import run
 
 
 def headline(align_csv: str, state: str = "aggregate") -> str:

@@ -3,15 +3,15 @@ from pathlib import Path
 
 import numpy as np
 
-from swift_study.atomic import atomic_write_bytes, atomic_write_text
-from swift_study.gradients import check_compatible, concat_features
-from swift_study.influence import ScoreArgs, score_study
-from swift_study.manifest import write_manifest
-from swift_study.records import read_jsonl
-from swift_study.runner import run
-from swift_study.states import BASE, ModelState
-from swift_study.study import Study
-from swift_study.swift import per_state, state_scores
+from swift_study.core.atomic import atomic_write_bytes, atomic_write_text
+from swift_study.swift.gradients import check_compatible, concat_features
+from swift_study.swift.influence import ScoreArgs, score_study
+from swift_study.core.manifest import write_manifest
+from swift_study.data.records import read_jsonl
+from swift_study.pipeline.runner import run
+from swift_study.model.states import BASE, ModelState
+from swift_study.data.study import Study
+from swift_study.swift.features import per_state, state_scores
 
 
 def main(smk, log):

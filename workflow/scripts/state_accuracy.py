@@ -1,9 +1,9 @@
 """Snakemake script: per-task exact match of each model state (the figure: paper_figure.py)."""
 import pandas as pd
 
-from swift_study.evaluation import accuracy_by_task, load_samples
-from swift_study.records import read_jsonl
-from swift_study.runner import run
+from swift_study.validation.evaluation import accuracy_by_task, load_samples
+from swift_study.data.records import read_jsonl
+from swift_study.pipeline.runner import run
 
 
 def main(smk, log):

@@ -3,14 +3,14 @@ the eval examples and of every study's probes (strategy + matched QA), in one jo
 library import for all states)."""
 import gc
 
-from swift_study.gradients import featurize, shard_bounds
-from swift_study.manifest import write_manifest
-from swift_study.modeling import load_model
-from swift_study.records import read_jsonl
-from swift_study.runner import run
-from swift_study.states import ModelState
-from swift_study.swift import eval_pairs, gradient_args
-from swift_study.tokenizer import load_tokenizer
+from swift_study.swift.gradients import featurize, shard_bounds
+from swift_study.core.manifest import write_manifest
+from swift_study.model.modeling import load_model
+from swift_study.data.records import read_jsonl
+from swift_study.pipeline.runner import run
+from swift_study.model.states import ModelState
+from swift_study.swift.features import eval_pairs, gradient_args
+from swift_study.model.tokenizer import load_tokenizer
 
 
 def main(smk, log):

@@ -1,8 +1,8 @@
 """Snakemake script: a study's probe set (strategy + matched QA) and its E_in / E_cross."""
-from swift_study.records import read_jsonl, write_jsonl
-from swift_study.runner import run
-from swift_study.study import Study
-from swift_study.suite import draw_probes, split_eval
+from swift_study.data.records import read_jsonl, write_jsonl
+from swift_study.pipeline.runner import run
+from swift_study.data.study import Study
+from swift_study.data.suite import draw_probes, split_eval
 
 
 def main(smk, log):

@@ -1,10 +1,10 @@
 """Snakemake script: results/swift/summary.csv and summary.md over all studies."""
 import pandas as pd
 
-from swift_study.atomic import atomic_write_text
-from swift_study.influence import summary_markdown
-from swift_study.manifest import verify_files
-from swift_study.runner import run
+from swift_study.core.atomic import atomic_write_text
+from swift_study.swift.influence import summary_markdown
+from swift_study.core.manifest import verify_files
+from swift_study.pipeline.runner import run
 
 
 def main(smk, log):

@@ -1,9 +1,9 @@
 """Snakemake script: train the byte-level BPE tokenizer on the generated corpus."""
 import json
 
-from swift_study.records import iter_jsonl
-from swift_study.runner import run
-from swift_study.tokenizer import train_tokenizer
+from swift_study.data.records import iter_jsonl
+from swift_study.pipeline.runner import run
+from swift_study.model.tokenizer import train_tokenizer
 
 
 def main(smk, log):

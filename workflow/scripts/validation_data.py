@@ -1,8 +1,8 @@
-"""Snakemake script: the training set of one validation model (see swift_study.trainsets)."""
-from swift_study.records import read_jsonl, write_jsonl
-from swift_study.runner import run
-from swift_study.study import Study
-from swift_study.trainsets import validation_training_set
+"""Snakemake script: the training set of one validation model (see swift_study.validation.trainsets)."""
+from swift_study.data.records import read_jsonl, write_jsonl
+from swift_study.pipeline.runner import run
+from swift_study.data.study import Study
+from swift_study.validation.trainsets import validation_training_set
 
 
 def main(smk, log):

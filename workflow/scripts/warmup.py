@@ -2,11 +2,11 @@
 import math
 from pathlib import Path
 
-from swift_study.errors import ConfigError
-from swift_study.finetune import TrainArgs, train
-from swift_study.records import read_jsonl
-from swift_study.runner import run
-from swift_study.tokenizer import load_tokenizer
+from swift_study.core.errors import ConfigError
+from swift_study.model.finetune import TrainArgs, train
+from swift_study.data.records import read_jsonl
+from swift_study.pipeline.runner import run
+from swift_study.model.tokenizer import load_tokenizer
 
 
 def main(smk, log):

@@ -24,17 +24,17 @@ prints what it found. Both print one line per problem and exit 1 on the first.
 ``verify`` checks every artifact of the results directory against its checksum
 manifest and, through ``snakemake --summary``, against its producer's inputs, and prints
 what is missing, corrupted or stale with the ``snakemake --forcerun`` command that
-repairs it (:mod:`swift_study.verify`); exit 1 if anything is wrong.
+repairs it (:mod:`swift_study.pipeline.verify`); exit 1 if anything is wrong.
 
 ``plan`` estimates what a configuration will cost before it runs, per rule and side
 (parameters touched, feature dimension, store sizes, FLOPs, peak memory, GPU-hours),
-building the model from ``config.json`` on the meta device (:mod:`swift_study.planner`);
+building the model from ``config.json`` on the meta device (:mod:`swift_study.pipeline.planner`);
 ``--compare-benchmarks`` sets the estimates beside a finished run's benchmark files.
 
 ``replicate`` runs the whole study once per seed (``--config seed=S results=ROOT/seed-S``,
 one after the other; ``--reuse S=DIR`` takes a finished results directory instead) and
 writes the replicate table, the combined test and the sign stability of significant
-cells to ``ROOT`` (default ``results/replicates``; :mod:`swift_study.replicates`).
+cells to ``ROOT`` (default ``results/replicates``; :mod:`swift_study.alignment.replicates`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .runner import set_offline
+from .pipeline.runner import set_offline
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = {"default": "config.yaml", "tiny": "tiny.yaml", "paper": "paper.yaml"}
@@ -81,7 +81,7 @@ def configfiles_in(extra: list[str]) -> list[str]:
 
 def merged_config(preset: str, configfiles: list[str]) -> dict:
     """The validated configuration of ``preset`` with ``configfiles`` merged over it."""
-    from .config import merge_config, read_config_file, validate_config
+    from .pipeline.config import merge_config, read_config_file, validate_config
 
     cfg = read_config_file(ROOT / "config" / "config.yaml")
     for path in ([str(ROOT / "config" / PRESETS[preset])] if preset != "default" else []) + configfiles:
@@ -92,7 +92,7 @@ def merged_config(preset: str, configfiles: list[str]) -> dict:
 def check_config(preset: str, configfiles: list[str]) -> dict:
     """:func:`merged_config` after every start-up check (what a run would check before
     its first job)."""
-    from .checks import startup_checks
+    from .pipeline.checks import startup_checks
 
     cfg = merged_config(preset, configfiles)
     startup_checks(cfg)
@@ -102,9 +102,9 @@ def check_config(preset: str, configfiles: list[str]) -> dict:
 def describe_model(model_dir: str) -> str:
     """Check a local model directory (start-up check, then load its weights) and
     describe it in one line."""
-    from .checks import check_local_model
-    from .modeling import count_parameters, load_model
-    from .tokenizer import load_tokenizer
+    from .pipeline.checks import check_local_model
+    from .model.modeling import count_parameters, load_model
+    from .model.tokenizer import load_tokenizer
 
     check_local_model(model_dir)
     tok = load_tokenizer(model_dir)
@@ -163,12 +163,12 @@ def main(argv: list[str] | None = None) -> int:
                       help="a finished run's results folder: estimates beside its benchmark files")
     args, extra = parser.parse_known_args(argv)
     set_offline()
-    from .errors import SwiftStudyError
+    from .core.errors import SwiftStudyError
 
     if args.command == "run":
         # Snakemake parses config files itself and names neither file nor line on a
         # YAML error ("Config file is not valid JSON or YAML"): read them first.
-        from .config import read_config_file
+        from .pipeline.config import read_config_file
 
         try:
             for path in configfiles_in(extra):
@@ -178,12 +178,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return subprocess.call(snakemake_command(args.preset, extra))
     if args.command == "config-docs":
-        from .configdoc import write_config_docs
+        from .pipeline.configdoc import write_config_docs
 
         print(f"wrote {write_config_docs()}")
         return 0
     if args.command == "model-card":
-        from .basemodel import write_card
+        from .model.basemodel import write_card
 
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -224,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
 def verify(args: argparse.Namespace) -> int:
     """``swift-study verify``: print every missing, corrupted or stale artifact of the run's
     results directory with the command that repairs it; 1 if there is any, else 0."""
-    from .errors import SwiftStudyError
-    from .verify import manifest_findings, merge_findings, parse_summary, report, snakemake_summary, summary_findings
+    from .core.errors import SwiftStudyError
+    from .pipeline.verify import manifest_findings, merge_findings, parse_summary, report, snakemake_summary, summary_findings
 
     workdir = Path(args.directory or ".")
     files = [str(Path(f).resolve()) for f in args.configfile]
@@ -251,9 +251,9 @@ def plan_command(args: argparse.Namespace) -> int:
     """``swift-study plan``: the cost table of a configuration, and its check against a run."""
     import warnings
 
-    from .errors import SwiftStudyError
-    from .planner import CPU_FLOPS_PER_S, JOB_OVERHEAD_S, compare_benchmarks, plan_markdown, plan_study
-    from .costs import ASSUMED_FLOPS_PER_S
+    from .core.errors import SwiftStudyError
+    from .pipeline.planner import CPU_FLOPS_PER_S, JOB_OVERHEAD_S, compare_benchmarks, plan_markdown, plan_study
+    from .alignment.costs import ASSUMED_FLOPS_PER_S
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:
@@ -264,7 +264,7 @@ def plan_command(args: argparse.Namespace) -> int:
     default_rate = CPU_FLOPS_PER_S if args.compare_benchmarks else ASSUMED_FLOPS_PER_S
     overhead = JOB_OVERHEAD_S if args.overhead_s is None else args.overhead_s
     if args.calibrate:
-        from .planner import calibrate
+        from .pipeline.planner import calibrate
 
         try:
             cal = calibrate(cfg, model_config=args.model_config, tokenizer_dir=args.tokenizer)
@@ -290,8 +290,8 @@ def plan_command(args: argparse.Namespace) -> int:
 
 def replicate(args: argparse.Namespace, extra: list[str]) -> int:
     """``swift-study replicate``: run (or reuse) one whole study per seed, then the tables."""
-    from .atomic import atomic_write_text
-    from .replicates import replicate_markdown, replicate_tables
+    from .core.atomic import atomic_write_text
+    from .alignment.replicates import replicate_markdown, replicate_tables
 
     root = Path(args.root)
     reuse = dict(item.split("=", 1) for item in args.reuse)
@@ -310,7 +310,7 @@ def replicate(args: argparse.Namespace, extra: list[str]) -> int:
     for name, df in (("replicates", per), ("combined", combined), ("cells", cells)):
         df.to_csv(root / f"{name}.csv", index=False)
     atomic_write_text(root / "replicates.md", replicate_markdown(per, combined, cells))
-    from .figures import plot_replicates
+    from .report.figures import plot_replicates
 
     plot_replicates(per, combined, root / "replicates.png", root / "replicates.pdf")
     print(f"wrote {root}/replicates.md")
