@@ -167,8 +167,9 @@ def test_runs_of_the_default_budget_block(tiny_config):
     runs = budget_runs(cfg["budget"])
     names = [r.name for r in runs]
     assert "add.gradient.pct-0.5" in names and "sort.task" in names and names[-1] == "all.pct-100"
-    # 2 targets x 4 selectors x 4 budgets below 100%, a task run each, one whole-pool run
-    assert len(runs) == 2 * 4 * 4 + 2 + 1
+    # 2 targets x 6 selectors (random, cluster, gradient, swift, repsim, bm25) x 4 budgets below
+    # 100%, a task run each, one whole-pool run
+    assert len(runs) == 2 * 6 * 4 + 2 + 1
     assert budget_size(0.005, 20810) == 104 and budget_size(0.0001, 100) == 1
 
 
@@ -242,3 +243,23 @@ def test_lds_sets_predictions_and_scores():
     scores = lds_scores(pred, measured).set_index("task")["lds"]
     assert scores["x"] == pytest.approx(1.0)
     assert scores["mean"] == pytest.approx((scores["x"] + scores["y"]) / 2)
+
+
+def test_repsim_and_bm25_selectors_pick_the_nearest_pool_examples():
+    from swift_study.budget.selection import run_selector
+    from swift_study.predictors.lexical import bm25_matrix
+
+    pool = [_rec(i, "add" if i < 6 else "sub", "qa") for i in range(12)]
+    texts = [f"{i} plus {i + 1} is {2 * i + 1}" if i < 6 else f"{i} minus 1 is {i - 1}" for i in range(12)]
+    targets = ["3 plus 4 is 7", "11 minus 1 is 10"]
+    ttask = ["add", "sub"]
+    bm = bm25_matrix(targets, texts).T  # (N, T)
+    emb = np.eye(12)[:, :4] + 0.01
+    temb = np.stack([emb[3], emb[1]])
+    cos = (emb / np.linalg.norm(emb, axis=1, keepdims=True)) @ (temb / np.linalg.norm(temb, axis=1, keepdims=True)).T
+    ctx = selection_context(pool, ["add"], 0, target_task=ttask, repsim=cos, bm25=bm)
+    assert run_selector("bm25", ctx, 1) == [3]      # the pool example with the target's own words
+    assert run_selector("repsim", ctx, 1) == [3]    # the pool example with the target's own embedding
+    ctx = selection_context(pool, ["sub"], 0, target_task=ttask, repsim=cos, bm25=bm)
+    assert run_selector("bm25", ctx, 1) == [11]
+    assert ctx.bm25_scores.shape == (12, 1)

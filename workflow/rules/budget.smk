@@ -63,13 +63,17 @@ rule budget_features:
 
 
 rule budget_embeddings:
-    """Mean-pooled hidden states of every pool example at the start state (the cluster selector)."""
+    """Hidden states at the start state: mean-pooled over every pool example (the cluster
+    selector), and RDS+ of the pool and the target examples (the repsim selector)."""
     input:
         state=state_requirement(BUDGET["start_state"]),
         tokenizer=tokenizer_dir(),
         pool=f"{R}/budget/pool.jsonl",
+        targets=f"{R}/budget/targets.jsonl",
     output:
-        f"{R}/budget/embeddings.npy",
+        mean=f"{R}/budget/embeddings.npy",
+        rds=f"{R}/budget/rds.npy",
+        rds_targets=f"{R}/budget/rds_targets.npy",
     params:
         state_dir=state_dir(BUDGET["start_state"]),
         max_length=config["model"]["max_length"],
@@ -96,6 +100,8 @@ rule budget_select:
         pool_features=[f"{R}/budget/features/{s}/pool.npy" for s in BUDGET_STATES],
         target_features=[f"{R}/budget/features/{s}/targets.npy" for s in BUDGET_STATES],
         embeddings=f"{R}/budget/embeddings.npy",
+        rds=f"{R}/budget/rds.npy",
+        rds_targets=f"{R}/budget/rds_targets.npy",
         states=[state_requirement(s) for s in BUDGET_STATES],
     output:
         selections=[budget_selection(r) for r in BUDGET_RUNS if r.target != "all"],
@@ -104,6 +110,7 @@ rule budget_select:
         runs=[r for r in BUDGET_RUNS if r.target != "all"],
         state_dirs=[state_dir(s) for s in BUDGET_STATES],
         budget=BUDGET,
+        bm25=BASELINES["bm25"],
         estimator=SWIFT["estimator"],
         seed=config["seed"],
     log:

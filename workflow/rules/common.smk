@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from swift_study.budget.study import budget_runs
 from swift_study.pipeline.checks import startup_checks
+from swift_study.predictors.registry import TEXT_STATE, predictor_states
 from swift_study.pipeline.config import validate_config
 from swift_study.core.errors import SwiftStudyError
 from swift_study.core.offline import set_offline
@@ -40,6 +41,7 @@ PARTITION = _partition.to_dict() if _partition else None
 
 
 SWIFT = config["swift"]
+BASELINES = config["baselines"]
 # the headline prediction's state (pre-registered for the default config: docs/method.md)
 HEADLINE_STATE = resolve_headline_state(SWIFT["state"], STATES)
 SHARDS = SWIFT["shards"]
@@ -179,7 +181,8 @@ def validation_outputs():
         f"{R}/alignment/league.csv",
         f"{R}/alignment/league.md",
         f"{R}/figures/league.png",
-    ]
+    ] + ([f"{R}/alignment/baselines.csv", f"{R}/alignment/baselines.md", f"{R}/figures/baselines.png"]
+         if BASELINES["predictors"] else [])
 
 
 def data_outputs():

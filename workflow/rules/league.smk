@@ -53,6 +53,8 @@ rule league:
         validation=f"{R}/validation/validation.csv",
         ekfac=expand(f"{R}/swift/ekfac/{{state}}/{{study}}.npz", state=STATES, study=STUDIES)
         if LEAGUE["ekfac"] else [],
+        predictors=predictor_score_files(),  # predictor by predictor, study by study
+        scores=f"{R}/swift/scores/checksums.sha256",  # score_study done: its benchmark file is there
     output:
         csv=f"{R}/alignment/league.csv",
         md=f"{R}/alignment/league.md",
@@ -68,6 +70,13 @@ rule league:
         headline_state=HEADLINE_STATE,
         max_length=config["model"]["max_length"],
         device=config["device"],
+        predictors=BASELINES["predictors"],
+        # what each side cost: (predictor, preconditioning) -> its jobs' benchmark files
+        benchmarks=lambda w: {
+            "gradient/none": swift_benchmark_files(), "gradient/adam": swift_benchmark_files(),
+            "gradient/ekfac": [f"{R}/benchmarks/swift/ekfac_scores/{s}.tsv" for s in STATES],
+            **{f"{n}/none": [f"{R}/benchmarks/swift/predictor_scores/{n}.tsv"] for n in BASELINES["predictors"]},
+        },
         n_boot=100,
         n_perm=VAL["n_perm"],
         seed=config["seed"],
@@ -82,3 +91,36 @@ rule league:
         "../../envs/swift.yaml"
     script:
         "../scripts/league.py"
+
+
+rule baselines:
+    """Every predictor against the gradient headline on the same cells, both pairings and
+    both outcome metrics, with paired differences (results/alignment/baselines.md)."""
+    input:
+        league=f"{R}/alignment/league.csv",
+        grid=f"{R}/alignment/league_scores.csv",
+        validation=f"{R}/validation/validation.csv",
+        code=FIGURE_CODE,
+    output:
+        csv=f"{R}/alignment/baselines.csv",
+        md=f"{R}/alignment/baselines.md",
+        png=f"{R}/figures/baselines.png",
+        pdf=f"{R}/figures/baselines.pdf",
+    params:
+        estimator=SWIFT["estimator"],
+        precondition=SWIFT["precondition"],
+        headline_state=HEADLINE_STATE,
+        metric=VAL["metric"],
+        n_perm=VAL["n_perm"],
+        seed=config["seed"],
+    log:
+        f"{R}/logs/baselines.log",
+    benchmark:
+        f"{R}/benchmarks/baselines.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../../envs/swift.yaml"
+    script:
+        "../scripts/baselines.py"

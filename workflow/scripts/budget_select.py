@@ -11,6 +11,7 @@ from swift_study.data.records import read_jsonl, write_jsonl
 from swift_study.pipeline.runner import run
 from swift_study.budget.selection import run_selector, state_products
 from swift_study.model.states import ModelState
+from swift_study.predictors.lexical import bm25_matrix
 
 
 def main(smk, log):
@@ -25,8 +26,20 @@ def main(smk, log):
                   for pf, tf, d in zip(smk.input.pool_features, smk.input.target_features, p.state_dirs)]
         log.info("gradient products of %d state(s) in %.1f s", len(states), time.time() - t0)
     emb = np.load(smk.input.embeddings) if "embeddings" in need else None
+    repsim = bm25 = None
+    if "repsim_scores" in need:  # RDS+ cosines (N, T) at the start state
+        pe, te = np.load(smk.input.rds).astype(np.float64), np.load(smk.input.rds_targets).astype(np.float64)
+        pe /= np.maximum(np.linalg.norm(pe, axis=1, keepdims=True), 1e-12)
+        te /= np.maximum(np.linalg.norm(te, axis=1, keepdims=True), 1e-12)
+        repsim = pe @ te.T
+    if "bm25_scores" in need:  # each target example's text as a query over the pool's texts
+        bm25 = bm25_matrix([r.prompt + r.response for r in targets], [r.prompt + r.response for r in pool],
+                           k1=p.bm25["k1"], b=p.bm25["b"]).T
+        log.info("BM25 of %d target queries over %d pool examples in %.1f s", len(targets), len(pool),
+                 time.time() - t0)
     by_target = {t["name"]: t["tasks"] for t in b["targets"]}
-    contexts = {name: selection_context(pool, tasks, p.seed, states, [r.task for r in targets], p.estimator, emb)
+    contexts = {name: selection_context(pool, tasks, p.seed, states, [r.task for r in targets], p.estimator, emb,
+                                        repsim=repsim, bm25=bm25)
                 for name, tasks in by_target.items()}
     rows = []
     for r, out in zip(p.runs, smk.output.selections):

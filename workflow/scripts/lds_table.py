@@ -8,6 +8,14 @@ from swift_study.data.records import read_jsonl
 from swift_study.pipeline.runner import run
 
 
+def league_rows(grid, row):
+    """The grid rows of the league row ``row``'s configuration (predictor, estimator, preconditioning)."""
+    sel = (grid["estimator"] == row["estimator"]) & (grid["precondition"] == row["precondition"])
+    if "predictor" in grid:
+        sel &= grid["predictor"] == row.get("predictor", "gradient")
+    return sel
+
+
 def main(smk, log):
     p = smk.params
     records = read_jsonl(smk.input.records)
@@ -25,9 +33,8 @@ def main(smk, log):
     configs = {
         f"default ({p.estimator} / {p.precondition} / {p.headline_state})": task_inflows(
             pd.read_csv(smk.input.swift), state=p.headline_state),
-        f"league best ({best['estimator']} / {best['precondition']} / {best['state']})": task_inflows(
-            grid[(grid["estimator"] == best["estimator"]) & (grid["precondition"] == best["precondition"])],
-            state=best["state"]),
+        f"league best ({best.get('predictor', 'gradient')}: {best['estimator']} / {best['precondition']} / "
+        f"{best['state']})": task_inflows(grid[league_rows(grid, best)], state=best["state"]),
     }
     scores, points = [], []
     for name, inflow in configs.items():

@@ -1,11 +1,15 @@
 """Snakemake script: the league table of swift configurations against the validation study."""
+import os
+
 import pandas as pd
 
 from swift_study.core.atomic import atomic_write_text
 from swift_study.swift.ekfac import EKFAC
 from swift_study.swift.gradients import check_compatible, concat_features, featurize
 from swift_study.swift.influence import load_state_npz
+from swift_study.alignment.costs import read_benchmarks
 from swift_study.alignment.league import league_markdown, league_table, score_grid
+from swift_study.predictors.store import load_scores
 from swift_study.model.modeling import load_model
 from swift_study.data.records import read_jsonl
 from swift_study.pipeline.runner import run
@@ -13,6 +17,17 @@ from swift_study.model.states import BASE, ModelState
 from swift_study.data.study import Study
 from swift_study.swift.features import gradient_args, per_state, state_scores
 from swift_study.model.tokenizer import load_tokenizer
+
+
+def side_seconds(benchmarks):
+    """``{(predictor, preconditioning): seconds}``: the summed wall seconds of each side's
+    jobs (Snakemake benchmark files; NaN for a side whose files are missing)."""
+    out = {}
+    for key, paths in benchmarks.items():
+        there = [f for f in paths if os.path.exists(f)]
+        out[tuple(key.split("/"))] = (float(read_benchmarks(there)["s"].sum()) if there and len(there) == len(paths)
+                                      else float("nan"))
+    return out
 
 
 def main(smk, log):
@@ -53,11 +68,13 @@ def main(smk, log):
                 grid_states[EKFAC][study.name].append(load_state_npz(path, state=state, lr=lr))
         log.info("state %s scored (adam: %s, ekfac: %s)", state, adam is not None, bool(smk.input.ekfac))
     grid_states = {pre: by for pre, by in grid_states.items() if all(by.values())}
-    grid = score_grid(grid_states, studies, n_boot=p.n_boot, seed=p.seed)
+    files = iter(smk.input.predictors)  # predictor by predictor, study by study
+    predictors = {name: {s.name: load_scores(next(files)) for s in studies} for name in p.predictors}
+    grid = score_grid(grid_states, studies, n_boot=p.n_boot, seed=p.seed, predictors=predictors)
     validation = pd.read_csv(smk.input.validation)
     league = league_table(grid, validation, {"estimator": p.estimator, "precondition": p.precondition,
                                              "state": p.headline_state},
-                          n_perm=p.n_perm, seed=p.seed)
+                          n_perm=p.n_perm, seed=p.seed, seconds=side_seconds(p.benchmarks))
     league.to_csv(smk.output.csv, index=False)
     atomic_write_text(smk.output.grid, grid.to_csv(index=False, float_format="%.8g"))  # every configuration's scores (LDS)
     best, default = league.iloc[0], league[league["default"]]

@@ -314,7 +314,27 @@ def replicate(args: argparse.Namespace, extra: list[str]) -> int:
 
     plot_replicates(per, combined, root / "replicates.png", root / "replicates.pdf")
     print(f"wrote {root}/replicates.md")
+    if all((Path(d) / "alignment" / "league_scores.csv").exists() for d in runs.values()):
+        write_replicate_baselines(runs, root, args.preset, extra)
     return 0
+
+
+def write_replicate_baselines(runs: dict[str, str], root: Path, preset: str, extra: list[str]) -> None:
+    """Every predictor over the replicates (``baselines_replicates.{csv,md}`` and the per-seed
+    table ``baselines_per_seed.csv``; docs/method.md, "Pre-registered comparison of predictors")."""
+    from .alignment.baselines import combined_baselines, combined_markdown
+    from .core.atomic import atomic_write_text
+
+    files = [extra[i + 1] for i, a in enumerate(extra[:-1]) if a in ("--configfile", "--configfiles")]
+    cfg = merged_config(preset, files)
+    metric = cfg["validation"]["metric"]
+    metrics = [metric] + [m for m in ("em", "loss") if m != metric]
+    default = {"estimator": cfg["swift"]["estimator"], "precondition": cfg["swift"]["precondition"]}
+    per, combined = combined_baselines(runs, default, metrics, n_perm=cfg["validation"]["n_perm"])
+    atomic_write_text(root / "baselines_per_seed.csv", per.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(root / "baselines_replicates.csv", combined.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(root / "baselines_replicates.md", combined_markdown(combined, metric, list(runs)) + "\n")
+    print(f"wrote {root}/baselines_replicates.md")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,13 @@ Built-in selectors
               gradient with each target example's gradient, averaged over the target
               examples of a task, the maximum over the target tasks, summed over
               model states with their learning rates (TracIn-CP weights); the top ``n``.
+``repsim``    RDS+ (Ivison et al.): the cosine of each pool example's position-weighted
+              mean last hidden state with each target example's, at the start state,
+              averaged over the target examples of a task, the maximum over the target
+              tasks (the ``gradient`` selector's aggregation); the top ``n``.
+``bm25``      BM25 (bm25s) of each target example's text as a query over the pool's
+              texts, averaged over the target examples of a task, the maximum over the
+              target tasks; the top ``n``.
 ``swift``     the budget allocated across formats in proportion to each format's
               positive swift inflow to the targets (the swift study's estimator,
               averaged over the pool examples of that format in the target tasks and
@@ -53,7 +60,8 @@ class SelectionContext:
     cosine to that task's target examples); ``inflow`` ``(N,)``, each pool
     example's swift inflow to all target examples (state-weighted mean of the
     estimator); ``embeddings`` ``(N, h)``, mean-pooled hidden states at the start
-    state.
+    state; ``repsim_scores`` / ``bm25_scores`` ``(N, len(targets))``, the RDS+ cosine and
+    the BM25 score of every pool example, averaged over each target task's examples.
     """
 
     pool: Sequence[Record]
@@ -62,6 +70,8 @@ class SelectionContext:
     task_scores: np.ndarray | None = None
     inflow: np.ndarray | None = None
     embeddings: np.ndarray | None = None
+    repsim_scores: np.ndarray | None = None
+    bm25_scores: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)  # selectors may leave notes (e.g. the format split)
 
     def need(self, name: str) -> np.ndarray:
@@ -108,6 +118,27 @@ def gradient_scores(ctx: SelectionContext) -> np.ndarray:
 def select_gradient(ctx: SelectionContext, n: int) -> list[int]:
     """The ``n`` pool examples with the highest LESS score."""
     return sorted(_top(gradient_scores(ctx), np.arange(len(ctx.pool)), n))
+
+
+def select_repsim(ctx: SelectionContext, n: int) -> list[int]:
+    """The ``n`` pool examples with the highest RDS+ score (max over target tasks)."""
+    return sorted(_top(ctx.need("repsim_scores").max(axis=1), np.arange(len(ctx.pool)), n))
+
+
+def select_bm25(ctx: SelectionContext, n: int) -> list[int]:
+    """The ``n`` pool examples with the highest BM25 score (max over target tasks)."""
+    return sorted(_top(ctx.need("bm25_scores").max(axis=1), np.arange(len(ctx.pool)), n))
+
+
+def per_task_mean(scores: np.ndarray, target_task: Sequence[str], targets: Sequence[str]) -> np.ndarray:
+    """``(N, len(targets))``: the mean of ``scores`` ``(N, T)`` over each target task's columns."""
+    ttask = np.asarray(target_task)
+    cols = []
+    for t in targets:
+        if not np.any(ttask == t):
+            raise DataError(f"selection: no target examples of task {t!r}")
+        cols.append(np.asarray(scores)[:, ttask == t].mean(axis=1))
+    return np.stack(cols, axis=1)
 
 
 def split_evenly(n: int, k: int) -> list[int]:
@@ -205,12 +236,15 @@ SELECTORS: dict[str, Selector] = {
     "cluster": select_cluster,
     "gradient": select_gradient,
     "swift": select_swift,
+    "repsim": select_repsim,
+    "bm25": select_bm25,
 }
 #: Selectors whose subset size does not follow the budget.
 FIXED_SIZE: frozenset[str] = frozenset({"task"})
 #: What each built-in selector needs computed (``SelectionContext`` fields).
 NEEDS: dict[str, tuple[str, ...]] = {
     "cluster": ("embeddings",), "gradient": ("task_scores",), "swift": ("task_scores", "inflow"),
+    "repsim": ("repsim_scores",), "bm25": ("bm25_scores",),
 }
 
 
@@ -271,14 +305,7 @@ def task_scores(prod: StateProducts, target_task: Sequence[str], targets: Sequen
     of each target task."""
     from ..swift.influence import normalize
 
-    ttask = np.asarray(target_task)
-    cos = normalize(prod.dots, prod.pool_norms, prod.target_norms, "cosine")
-    cols = []
-    for t in targets:
-        if not np.any(ttask == t):
-            raise DataError(f"selection: no target examples of task {t!r}")
-        cols.append(cos[:, ttask == t].mean(axis=1))
-    return np.stack(cols, axis=1)
+    return per_task_mean(normalize(prod.dots, prod.pool_norms, prod.target_norms, "cosine"), target_task, targets)
 
 
 def inflow_scores(prod: StateProducts, columns: np.ndarray, estimator: str) -> np.ndarray:

@@ -97,20 +97,28 @@ def needs(selectors: Sequence[str]) -> set[str]:
     """Context fields the selectors need (user selectors get everything)."""
     out: set[str] = set()
     for s in selectors:
-        out |= set(NEEDS.get(s, ())) if s in SELECTORS else {"task_scores", "inflow", "embeddings"}
+        out |= set(NEEDS.get(s, ())) if s in SELECTORS else {"task_scores", "inflow", "embeddings",
+                                                               "repsim_scores", "bm25_scores"}
     return out
 
 
 def selection_context(pool: Sequence[Record], targets: Sequence[str], seed: int,
                       states: Sequence[StateProducts] = (), target_task: Sequence[str] = (),
-                      estimator: str = "scalar_projection", embeddings: np.ndarray | None = None) -> SelectionContext:
+                      estimator: str = "scalar_projection", embeddings: np.ndarray | None = None,
+                      repsim: np.ndarray | None = None, bm25: np.ndarray | None = None) -> SelectionContext:
     """The context of one target: ``states`` holds each model state's
     :class:`~swift_study.budget.selection.StateProducts` (``target_task``: the task of each of
     their target columns); scores are summed over states with TracIn-CP weights
-    (:func:`swift_study.swift.influence.aggregate_weights`)."""
+    (:func:`swift_study.swift.influence.aggregate_weights`). ``repsim`` / ``bm25``: ``(N, T)``
+    RDS+ cosines and BM25 scores of every pool example with every target example."""
     from ..swift.influence import aggregate_weights
+    from .selection import per_task_mean
 
     ctx = SelectionContext(pool=pool, targets=tuple(targets), seed=int(seed), embeddings=embeddings)
+    if repsim is not None:
+        ctx.repsim_scores = per_task_mean(repsim, target_task, targets)
+    if bm25 is not None:
+        ctx.bm25_scores = per_task_mean(bm25, target_task, targets)
     if states:
         weights, kind = aggregate_weights([st.lr for st in states])
         mask = np.isin(np.asarray(target_task), list(targets))

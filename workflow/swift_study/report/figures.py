@@ -711,6 +711,15 @@ def plot_validation(val: pd.DataFrame, out_png: str | Path | None, out_pdf: str 
     return fig
 
 
+def league_label(row: Mapping[str, Any]) -> str:
+    """A league row's configuration in words: ``estimator / preconditioning / state`` for the
+    gradient rows, ``predictor / state`` for the other predictors."""
+    pred = str(row.get("predictor", "gradient"))
+    if pred in ("gradient", "nan"):
+        return f"{row['estimator']} / {row['precondition']} / {row['state']}"
+    return f"{pred} / {row['state']}"
+
+
 def plot_league(league: pd.DataFrame, out_png: str | Path | None, out_pdf: str | Path | None = None,
                 top: int = 20) -> Figure:
     """The league table as a figure: Spearman rho of each configuration's predictions
@@ -735,8 +744,7 @@ def plot_league(league: pd.DataFrame, out_png: str | Path | None, out_pdf: str |
             ax.annotate(f"agree {_f(row['agreement_rate']):.2f}, p {_f(row['p_value']):.3f}",
                         (max(rho[k], 0.0), y[k]), xytext=(4, 0), textcoords="offset points",
                         va="center", fontsize=7)
-        labels = [_safe(f"#{r['rank']} {r['estimator']} / {r['precondition']} / {r['state']} / {r['pairing']}")
-                  for _, r in d.iterrows()]
+        labels = [_safe(f"#{r['rank']} {league_label(r)} / {r['pairing']}") for _, r in d.iterrows()]
         ax.set_yticks(y, labels)
         for tick, is_default in zip(ax.get_yticklabels(), d["default"].astype(bool)):
             if is_default:
@@ -748,6 +756,44 @@ def plot_league(league: pd.DataFrame, out_png: str | Path | None, out_pdf: str |
         fig.legend(handles=[Patch(color=c, label=f"pairing: {p}") for p, c in colours.items()],
                    loc="outside lower center", ncol=2, frameon=False)
         ax.set_title(_safe("League of swift configurations (best first; default in bold)"))
+        _finish(fig, out_png, out_pdf)
+        return fig
+
+
+def plot_baselines(table: pd.DataFrame, pre_metric: str, out_png: str | Path | None,
+                   out_pdf: str | Path | None = None) -> Figure:
+    """Every predictor's Spearman rho with the retrained effects (pairing ``relative``), one
+    panel per outcome metric (the pre-registered first), the paired difference against the
+    gradient headline as an interval on each bar's right, the seconds of compute beside it."""
+    with rc_context(style()):
+        d = table[table["pairing"] == "relative"]
+        metrics = list(dict.fromkeys(d["metric"]))
+        if not len(d):
+            fig = _figure(6, 3)
+            _placeholder(fig, "no baselines rows")
+            _save_both(fig, out_png, out_pdf)
+            return fig
+        rows = list(dict.fromkeys(d["row"]))
+        fig = _figure(4.2 * len(metrics) + 2.6, 0.42 * len(rows) + 1.6)
+        axes = np.atleast_1d(fig.subplots(1, len(metrics), sharey=True))
+        y = np.arange(len(rows))[::-1].astype(float)
+        for ax, metric in zip(axes, metrics):
+            g = d[d["metric"] == metric].set_index("row").reindex(rows)
+            rho = g["spearman"].astype(float).fillna(0.0).to_numpy()
+            colours = ["tab:blue" if r.startswith("gradient") else "tab:gray" for r in rows]
+            ax.barh(y, rho, color=colours, height=0.65)
+            for k, (_, r) in enumerate(g.iterrows()):
+                sec = _f(r["seconds"])
+                ax.annotate(f"p {_f(r['p_value']):.3f}" + (f", {sec:.0f} s" if np.isfinite(sec) else ""),
+                            (max(rho[k], 0.0), y[k]), xytext=(4, 0), textcoords="offset points",
+                            va="center", fontsize=7)
+            ax.axvline(0.0, color="black", lw=0.8)
+            ax.set_xlim(min(-0.6, float(np.nanmin(rho)) - 0.05), 1.15)
+            tag = " (pre-registered)" if metric == pre_metric else ""
+            ax.set_title(_safe(f"outcome {metric}{tag}"), fontsize=9)
+            ax.set_xlabel(_safe("Spearman rho over cells"))
+        axes[0].set_yticks(y, [_safe(r) for r in rows])
+        fig.suptitle(_safe("Predictors on the same retrained cells (pairing: relative)"))
         _finish(fig, out_png, out_pdf)
         return fig
 
@@ -811,7 +857,8 @@ def plot_budget(table: pd.DataFrame, out_png: str | Path | None, out_pdf: str | 
             return fig
         fig = _figure(4.2 * len(targets) + 0.4, 6.6)
         axes = np.atleast_2d(fig.subplots(2, len(targets), squeeze=False))
-        colours = {"random": "tab:gray", "cluster": "tab:green", "gradient": "tab:blue", "swift": "tab:red"}
+        colours = {"random": "tab:gray", "cluster": "tab:green", "gradient": "tab:blue", "swift": "tab:red",
+                   "repsim": "tab:orange", "bm25": "tab:brown"}
         handles: list[Any] = []
         names: list[str] = []
         for j, target in enumerate(targets):

@@ -1,0 +1,51 @@
+"""The predictors by name (the one registry) and where each is computed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+#: the pseudo-state of a predictor that reads no model (its scores are the same at every state)
+TEXT_STATE = "text"
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """One predictor.
+
+    ``estimator``: how its pair scores become the pair influence (``cosine`` for a
+    similarity whose dot products and norms are stored, ``dot`` for a score used as it
+    is); ``where``: ``states`` (at every model state, with the TracIn-CP aggregate, like
+    the gradients), ``headline`` (at the headline state only) or ``text`` (reads no
+    model: one pseudo-state ``text``); ``description``: one line for tables.
+    """
+
+    name: str
+    estimator: str
+    where: str
+    description: str
+
+
+PREDICTORS: dict[str, Predictor] = {
+    "repsim": Predictor("repsim", "cosine", "states",
+                        "RDS+: cosine of position-weighted mean last-layer hidden states"),
+    "bm25": Predictor("bm25", "dot", "text", "BM25 of the probe's text over the eval examples' texts"),
+    "pilot": Predictor("pilot", "dot", "headline",
+                       "pilot fine-tune on the probes (matched compute): eval-loss improvement"),
+    "pilot_10x": Predictor("pilot_10x", "dot", "headline",
+                           "pilot fine-tune on the probes (10x steps): eval-loss improvement"),
+}
+
+
+def predictor_states(name: str, states: Sequence[str], headline_state: str) -> list[str]:
+    """The model states (or the pseudo-state ``text``) predictor ``name`` is computed at.
+
+    The headline state ``aggregate`` has no model of its own: a ``headline`` predictor
+    then runs at the last state.
+    """
+    where = PREDICTORS[name].where
+    if where == "states":
+        return list(states)
+    if where == "text":
+        return [TEXT_STATE]
+    return [headline_state if headline_state in states else list(states)[-1]]
