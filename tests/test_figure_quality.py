@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from swift_study.report import figures
+from swift_study.report.figures import common as figures
 from swift_study.alignment.stats import alignment_stats, alignment_table
 from swift_study.report.figures import (BUNDLED_CJK_FONT, cjk_font, plot_alignment, plot_budget, plot_lds,
                                  plot_league, plot_state_accuracy, plot_study, plot_validation, text_boxes,
@@ -85,11 +85,16 @@ def alignment_frame(strategies: list[str]) -> pd.DataFrame:
 
 def league_frame() -> pd.DataFrame:
     rng = np.random.default_rng(3)
-    rows = [dict(estimator=e, precondition=p, state=s, pairing=pair, n_cells=12, n_agree=int(rng.integers(0, 12)),
-                 agreement_rate=rng.random(), spearman=rng.uniform(-0.5, 1.0), p_value=rng.random(),
-                 default=(e, p, s) == ("scalar_projection", "adam", "aggregate"))
+    rows = [dict(predictor="gradient", estimator=e, precondition=p, state=s, pairing=pair, n_cells=12,
+                 n_agree=int(rng.integers(0, 12)), agreement_rate=rng.random(), spearman=rng.uniform(-0.5, 1.0),
+                 p_value=rng.random(), seconds=30.0, default=(e, p, s) == ("scalar_projection", "adam", "aggregate"))
             for e in ("inner_product", "scalar_projection", "cosine") for p in ("none", "adam", "ekfac")
             for s in ("base", "step-3", "aggregate") for pair in ("relative", "own")]
+    rows += [dict(predictor=name, estimator=est, precondition="none", state=s, pairing=pair, n_cells=12,
+                  n_agree=int(rng.integers(0, 12)), agreement_rate=rng.random(), spearman=rng.uniform(-0.5, 1.0),
+                  p_value=rng.random(), seconds=9.0, default=False)
+             for name, est, s in (("repsim", "cosine", "step-3"), ("bm25", "dot", "text"), ("pilot", "dot", "step-3"))
+             for pair in ("relative", "own")]
     df = pd.DataFrame(rows).sort_values("spearman", ascending=False).reset_index(drop=True)
     df.insert(0, "rank", range(1, len(df) + 1))
     return df[list(COLUMNS)]

@@ -16,6 +16,7 @@ import pytest
 
 from swift_study.report.browser import REPORT_SECTIONS, check_report, find_chromium
 from swift_study.report.figures import plot_state_accuracy, plot_validation
+from swift_study.report.answer import strategy_table, strategy_table_html
 from swift_study.report.html import csv_table, image_data_uri, render_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +24,13 @@ TEMPLATE = REPO / "workflow" / "report" / "report.html.j2"
 
 if find_chromium() is None and os.environ.get("SWIFT_REQUIRE_CHROMIUM") != "1":
     pytest.skip("no Chromium (apt-get install -y chromium)", allow_module_level=True)
+
+
+def _swift() -> pd.DataFrame:
+    """A swift summary of one study at one state."""
+    return pd.DataFrame([dict(study="cot", strategy="cot", context=c, state="step-3", relinf=1.2, relinf_lo=0.9,
+                              relinf_hi=1.5, diff=0.02, diff_lo=-0.01, diff_hi=0.05)
+                         for c in ("in", "cross", "task:add", "task:sub")])
 
 
 def _report(tmp_path: Path) -> tuple[Path, int]:
@@ -43,10 +51,15 @@ def _report(tmp_path: Path) -> tuple[Path, int]:
            "state_accuracy_table": csv_table(tmp_path / "acc.csv"), "validation_uri": fig,
            "validation_table": table, "generations_table": table, "alignment_uri": fig, "alignment_table": table,
            "cost_table": table, "flops_table": table, "league_uri": fig, "league_table": table,
-           "config_yaml": "seed: 7\n", "budget_uri": fig, "budget_md": "budget", "lds_uri": None, "lds_md": None}
+           "config_yaml": "seed: 7\n", "budget_uri": fig, "budget_md": "budget", "lds_uri": None, "lds_md": None,
+           "strategy_table": strategy_table_html(strategy_table(_swift(), val.assign(
+               delta_ctrl=val["delta_em_ctrl"], delta_ctrl_lo=val["delta_em_ctrl_lo"],
+               delta_ctrl_hi=val["delta_em_ctrl_hi"]), "step-3")),
+           "league_top": table, "league_rows": 4, "headline_state": "step-3", "metric": "em",
+           "baselines_uri": fig, "baselines_table": table}
     out = tmp_path / "report.html"
     render_report(TEMPLATE, out, ctx)
-    return out, 7
+    return out, 8
 
 
 def test_the_report_opens_in_chromium_with_every_image_and_section(tmp_path):
@@ -56,6 +69,15 @@ def test_the_report_opens_in_chromium_with_every_image_and_section(tmp_path):
     assert len(res.images) == n_images and all(im["width"] > 100 for im in res.images)
     assert set(REPORT_SECTIONS) | {"budget"} <= set(res.sections) and "lds" not in res.sections
     assert res.screenshot.stat().st_size > 20_000
+    assert res.first_table == "strategies"  # the answer per strategy comes before the league
+
+
+def test_a_report_that_opens_on_another_table_fails_the_check(tmp_path):
+    report, _ = _report(tmp_path)
+    html = report.read_text(encoding="utf-8").replace('id="strategies"', 'id="other"', 1)
+    report.write_text(html, encoding="utf-8")
+    res = check_report(report, tmp_path / "bad.png")
+    assert "first table is #other, not #strategies" in res.problems
 
 
 def test_a_broken_image_and_a_missing_section_fail_the_check(tmp_path):
@@ -67,5 +89,5 @@ def test_a_broken_image_and_a_missing_section_fail_the_check(tmp_path):
     report.write_text(html, encoding="utf-8")
     res = check_report(report, tmp_path / "bad.png")
     assert not res.ok
-    assert any(p.startswith("image not loaded: league table") for p in res.problems), res.problems
+    assert any(p.startswith("image not loaded: alignment") for p in res.problems), res.problems
     assert "section missing: #alignment" in res.problems

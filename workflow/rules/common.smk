@@ -30,7 +30,8 @@ config.clear()
 config.update(_validated)
 
 R = config["results"]
-FIGURE_CODE = str(Path(workflow.basedir) / "workflow" / "swift_study" / "report" / "figures.py")  # plotting and style
+# plotting and style: every module of the figures package (an edit redraws the figures)
+FIGURE_CODE = sorted(str(p) for p in (Path(workflow.basedir) / "workflow" / "swift_study" / "report" / "figures").glob("*.py"))
 STUDIES = [s["name"] for s in config["studies"]]
 STUDY = {s["name"]: s for s in config["studies"]}
 STRATEGIES = list(dict.fromkeys(s["strategy"] for s in config["studies"]))

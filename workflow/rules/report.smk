@@ -18,6 +18,7 @@ rule report:
         flops=f"{R}/validation/flops.csv",
         league=f"{R}/alignment/league.csv",
         league_png=f"{R}/figures/league.png",
+        baselines=[f"{R}/figures/baselines.png", f"{R}/alignment/baselines.csv"] if BASELINES["predictors"] else [],
         budget=budget_report_inputs,
         lds=lds_report_inputs,
         template=str(Path(workflow.basedir) / "workflow" / "report" / "report.html.j2"),  # an edit reruns the report

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from swift_study.report.answer import strategy_table, strategy_table_html
 from swift_study.report.html import config_yaml, csv_table, image_data_uri, render_report
 from swift_study.pipeline.runner import run
 
@@ -34,6 +35,15 @@ def generations_html(path: str) -> str:
     return t.to_html(index=False, border=0, classes="table", na_rep="", float_format=lambda x: f"{x:.2f}")
 
 
+def baselines_html(path: str, metric: str) -> str:
+    """The pre-registered rows of the comparison (pairing relative, the configured metric)."""
+    df = pd.read_csv(path)
+    df = df[(df["pairing"] == "relative") & (df["metric"] == metric)]
+    cols = ["row", "state", "n_agree", "n_cells", "spearman", "p_value", "diff_vs_headline", "diff_lo", "diff_hi",
+            "in_task_right", "in_task_verdicts", "seconds"]
+    return df[cols].to_html(index=False, border=0, classes="table", na_rep="", float_format=lambda x: f"{x:.3g}")
+
+
 def main(smk, log):
     i = smk.input
     cfg = smk.params.config
@@ -55,6 +65,14 @@ def main(smk, log):
         "flops_table": csv_table(i.flops, "{:.3g}"),
         "league_uri": image_data_uri(i.league_png),
         "league_table": csv_table(i.league, "{:.3g}"),
+        "league_top": csv_table(i.league, "{:.3g}", rows=12),
+        "league_rows": len(pd.read_csv(i.league)),
+        "strategy_table": strategy_table_html(strategy_table(pd.read_csv(i.swift_csv), pd.read_csv(i.validation),
+                                                             smk.params.headline_state)),
+        "headline_state": smk.params.headline_state,
+        "metric": cfg["validation"]["metric"],
+        "baselines_uri": image_data_uri(i.baselines[0]) if i.baselines else None,
+        "baselines_table": baselines_html(i.baselines[1], cfg["validation"]["metric"]) if i.baselines else None,
         "config_yaml": config_yaml(cfg),
         "budget_uri": image_data_uri(i.budget[0]) if i.budget else None,
         "budget_md": Path(i.budget[1]).read_text(encoding="utf-8") if i.budget else None,

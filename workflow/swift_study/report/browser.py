@@ -27,7 +27,9 @@ from pathlib import Path
 from ..core.errors import SwiftStudyError
 
 # the sections of workflow/report/report.html.j2 that every report has (lds and budget are optional)
-REPORT_SECTIONS: tuple[str, ...] = ("league", "swift", "states", "validation", "alignment", "cost", "config")
+REPORT_SECTIONS: tuple[str, ...] = ("answer", "alignment", "league", "swift", "states", "validation", "cost", "config")
+#: the id of the table a report must open with (the answer per strategy, before the league)
+FIRST_TABLE = "strategies"
 _MARK = "swift-browser-check"
 _PROBE = f"""
 <script>
@@ -41,7 +43,8 @@ window.addEventListener("load", function () {{
   }});
   var out = document.createElement("pre");
   out.id = "{_MARK}";
-  out.textContent = JSON.stringify({{images: imgs, sections: ids, nav: nav}});
+  var first = document.querySelector("table");
+  out.textContent = JSON.stringify({{images: imgs, sections: ids, nav: nav, first_table: first ? first.id : null}});
   document.body.appendChild(out);
 }});
 </script>
@@ -61,6 +64,7 @@ class ReportCheck:
 
     images: list[dict] = field(default_factory=list)
     sections: list[str] = field(default_factory=list)
+    first_table: str | None = None
     screenshot: Path | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -87,9 +91,10 @@ def _chromium(binary: str, args: list[str], profile: Path, timeout: float) -> su
 
 def check_report(report: str | Path, screenshot: str | Path | None = None,
                  required: tuple[str, ...] = REPORT_SECTIONS, chromium: str | None = None,
-                 timeout: float = 120.0) -> ReportCheck:
+                 timeout: float = 120.0, first_table: str | None = FIRST_TABLE) -> ReportCheck:
     """Open ``report`` in headless Chromium: every image loaded, every linked and every
-    ``required`` section present, a full-page screenshot written to ``screenshot``
+    ``required`` section present, the page's first table the one with id ``first_table``
+    (the answer per strategy), a full-page screenshot written to ``screenshot``
     (default: ``report`` with ``.png``). Raises :class:`BrowserMissing` without Chromium."""
     report = Path(report).resolve()
     binary = chromium or find_chromium()
@@ -110,6 +115,9 @@ def check_report(report: str | Path, screenshot: str | Path | None = None,
             return result
         seen = json.loads(unescape(found.group(1)))
         result.images, result.sections = seen["images"], seen["sections"]
+        result.first_table = seen.get("first_table")
+        if first_table is not None and result.first_table != first_table:
+            result.problems.append(f"first table is #{result.first_table}, not #{first_table}")
         if not result.images:
             result.problems.append("no image in the report")
         for im in result.images:

@@ -17,9 +17,11 @@ def image_data_uri(path: str | Path) -> str:
     return f"data:image/png;base64,{data}"
 
 
-def csv_table(path: str | Path, float_format: str = "{:.3g}") -> str:
-    """A CSV file as an HTML table."""
+def csv_table(path: str | Path, float_format: str = "{:.3g}", rows: int | None = None) -> str:
+    """A CSV file (its first ``rows`` rows, or all) as an HTML table."""
     df = pd.read_csv(path)
+    if rows is not None:
+        df = df.head(rows)
     return df.to_html(index=False, border=0, classes="table", na_rep="",
                       float_format=lambda x: float_format.format(x))
 

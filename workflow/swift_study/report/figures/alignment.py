@@ -1,0 +1,263 @@
+"""How well predictions matched the retraining: the alignment figure, the league, the
+baselines comparison, the strategy-level LDS and the replicates."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from matplotlib import rc_context
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.text import Annotation
+
+from .common import (CONTEXT_NAMES, STRATEGY_NAMES, _LABEL_BOX, _bi, _err, _f, _figure, _finish, _fmt, _off_scale,
+                    _placeholder, _safe, _sane_range, _save_both, cjk_font, context_label, style)
+
+# ---------------------------------------------------------------- alignment plot
+
+
+def plot_alignment(align_df: pd.DataFrame, out_png: str | Path | None, out_pdf: str | Path | None,
+                   stats: Mapping[str, float], title: str | None = None) -> Figure:
+    """RelInf (x) vs validation Delta (y) per cell, with intervals on both axes.
+
+    ``align_df``: a :func:`swift_study.alignment.stats.alignment_table`. The quadrants
+    where the two agree (RelInf > 1 and Delta > 0, RelInf < 1 and Delta < 0) are
+    shaded green, the others red; each point is labelled ``strategy / context``;
+    unstable cells are hollow. The title carries the agreement rate, Spearman's
+    rho and its permutation p-value (``stats``: the caller's
+    :func:`swift_study.alignment.stats.alignment_stats`; figures draw, they do not compute).
+    """
+    with rc_context(style()):
+        fig = _figure(7.6, 6.4)
+        if align_df is None or len(align_df) == 0:
+            _placeholder(fig, "No alignment cells")
+            _save_both(fig, out_png, out_pdf)
+            return fig
+        st = dict(stats)
+        ax = fig.add_subplot(111)
+        d = align_df.reset_index(drop=True)
+        col = lambda c: d[c].map(_f).to_numpy() if c in d else np.full(len(d), np.nan)  # noqa: E731
+        x, xlo, xhi = col("relinf"), col("relinf_lo"), col("relinf_hi")
+        y, ylo, yhi = col("delta"), col("delta_lo"), col("delta_hi")
+        unstable = d["unstable"].fillna(False).astype(bool).to_numpy() if "unstable" in d else np.zeros(len(d), bool)
+        # x range from the stable cells (points and intervals; all cells if none is
+        # stable); a RelInf far outside it is drawn at the edge (triangle) with its value
+        keep = ~unstable if (~unstable & np.isfinite(x)).any() else np.ones(len(d), bool)
+        x0, x1 = _sane_range(list(x[keep]), [1.0], [*xlo[keep], *xhi[keep]])
+        y0, y1 = _sane_range(list(y), [0.0], [*ylo, *yhi])
+        ax.fill_between([1.0, x1], 0.0, y1, color="tab:green", alpha=0.10, lw=0, zorder=0)
+        ax.fill_between([x0, 1.0], y0, 0.0, color="tab:green", alpha=0.10, lw=0, zorder=0)
+        ax.fill_between([x0, 1.0], 0.0, y1, color="tab:red", alpha=0.05, lw=0, zorder=0)
+        ax.fill_between([1.0, x1], y0, 0.0, color="tab:red", alpha=0.05, lw=0, zorder=0)
+        ax.axvline(1.0, color="0.35", ls="--", lw=1.0)
+        ax.axhline(0.0, color="0.35", ls="--", lw=1.0)
+        colors = {"in": "tab:blue", "cross": "tab:orange"}
+        labels: list[Annotation] = []
+        for i in range(len(d)):
+            if not (math.isfinite(x[i]) and math.isfinite(y[i])):
+                continue
+            ctx = str(d["context"].iloc[i]) if "context" in d else ""
+            c = colors.get(ctx, "tab:gray")
+            strat = str(d["strategy"].iloc[i]) if "strategy" in d else ""
+            name = STRATEGY_NAMES[strat][0] if strat in STRATEGY_NAMES else strat
+            if cjk_font() and strat in STRATEGY_NAMES:
+                name = STRATEGY_NAMES[strat][1]
+            lab = f"{name} / {CONTEXT_NAMES.get(ctx, (ctx,))[0].lower()}"
+            yi = min(max(y[i], y0), y1)
+            if x[i] > x1 or x[i] < x0:
+                labels.append(_off_scale(ax, x[i], yi, x0, x1, False, c, bool(unstable[i]),
+                                         f"{lab}: RelInf = {x[i]:.4g}"))
+                continue
+            ax.errorbar([x[i]], [yi], xerr=_err(x[i], xlo[i], xhi[i]),
+                        yerr=_err(y[i], ylo[i], yhi[i]), fmt="o", ms=7, color=c,
+                        mfc="white" if unstable[i] else c, mew=1.4, capsize=3, lw=1.1, zorder=3)
+            labels.append(ax.annotate(_safe(lab), (x[i], yi), textcoords="offset points", xytext=(6, 5),
+                                      fontsize=7.5, bbox=_LABEL_BOX))
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.set_xlabel(_bi(("swift study: RelInf", "快速研究：相对影响")))
+        ax.set_ylabel(_bi(("validation: Δ score (M_B+S − control M_B+B')", "验证效果")))
+        handles = [
+            Line2D([], [], marker="o", color="tab:blue", ls="", label=context_label("in")),
+            Line2D([], [], marker="o", color="tab:orange", ls="", label=context_label("cross")),
+            Patch(facecolor="tab:green", alpha=0.25, label=_bi(("agreement region", "一致"))),
+        ]
+        if "context" not in d or not d["context"].isin(list(colors)).all():
+            handles.insert(2, Line2D([], [], marker="o", color="tab:gray", ls="", label="one eval task"))
+        if unstable.any():
+            handles.append(Line2D([], [], marker="o", color="0.4", mfc="white", ls="",
+                                  label=_bi(("unstable RelInf", "不稳定"))))
+        fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)
+        n_agree, n_cells = int(st.get("n_agree", 0)), int(st.get("n_cells", 0))
+        rate = _f(st.get("agreement_rate"))
+        rate_s = "n/a" if not math.isfinite(rate) else f"{100 * rate:.0f}%"
+        head = title if title is not None else _bi(("Swift study vs validation", "快速研究与验证"))
+        ax.set_title(_safe(f"{head}\nagreement {n_agree}/{n_cells} ({rate_s}), Spearman ρ = "
+                           f"{_fmt(_f(st.get('spearman')))}, permutation p = {_fmt(_f(st.get('p_value')))}"))
+        ax.grid()
+        _finish(fig, out_png, out_pdf, labels)
+        return fig
+
+
+def league_label(row: Mapping[str, Any]) -> str:
+    """A league row's configuration in words: ``estimator / preconditioning / state`` for the
+    gradient rows, ``predictor / state`` for the other predictors."""
+    pred = str(row.get("predictor", "gradient"))
+    if pred in ("gradient", "nan"):
+        return f"{row['estimator']} / {row['precondition']} / {row['state']}"
+    return f"{pred} / {row['state']}"
+
+
+def plot_league(league: pd.DataFrame, out_png: str | Path | None, out_pdf: str | Path | None = None,
+                top: int = 20) -> Figure:
+    """The league table as a figure: Spearman rho of each configuration's predictions
+    with the validation effects, best ``top`` rows first (and the default's rows),
+    one bar per (configuration, pairing), coloured by pairing, with the agreement
+    rate and the permutation p written beside it; the default configuration bold."""
+    with rc_context(style()):
+        if not len(league):
+            fig = _figure(6, 3)
+            _placeholder(fig, "no league rows")
+            _save_both(fig, out_png, out_pdf)
+            return fig
+        d = pd.concat([league.head(top), league[league["default"].astype(bool)]]).drop_duplicates("rank")
+        d = d.sort_values("rank").reset_index(drop=True)
+        fig = _figure(8.0, 0.28 * len(d) + 1.9)
+        ax = fig.subplots()
+        y = np.arange(len(d))[::-1].astype(float)
+        colours = {"relative": "tab:blue", "own": "tab:orange"}
+        rho = d["spearman"].astype(float).fillna(0.0).to_numpy()
+        ax.barh(y, rho, color=[colours.get(p, "tab:gray") for p in d["pairing"]], height=0.7)
+        for k, row in d.iterrows():
+            ax.annotate(f"agree {_f(row['agreement_rate']):.2f}, p {_f(row['p_value']):.3f}",
+                        (max(rho[k], 0.0), y[k]), xytext=(4, 0), textcoords="offset points",
+                        va="center", fontsize=7)
+        labels = [_safe(f"#{r['rank']} {league_label(r)} / {r['pairing']}") for _, r in d.iterrows()]
+        ax.set_yticks(y, labels)
+        for tick, is_default in zip(ax.get_yticklabels(), d["default"].astype(bool)):
+            if is_default:
+                tick.set_fontweight("bold")
+        ax.axvline(0.0, color="black", lw=0.8)
+        lo = min(-0.1, float(np.nanmin(rho)) - 0.05)
+        ax.set_xlim(lo, max(1.0, float(np.nanmax(rho)) + 0.35))
+        ax.set_xlabel(_safe("Spearman rho (swift prediction vs validation effect, over cells)"))
+        fig.legend(handles=[Patch(color=c, label=f"pairing: {p}") for p, c in colours.items()],
+                   loc="outside lower center", ncol=2, frameon=False)
+        ax.set_title(_safe("League of swift configurations (best first; default in bold)"))
+        _finish(fig, out_png, out_pdf)
+        return fig
+
+
+def plot_baselines(table: pd.DataFrame, pre_metric: str, out_png: str | Path | None,
+                   out_pdf: str | Path | None = None) -> Figure:
+    """Every predictor's Spearman rho with the retrained effects (pairing ``relative``), one
+    panel per outcome metric (the pre-registered first), the paired difference against the
+    gradient headline as an interval on each bar's right, the seconds of compute beside it."""
+    with rc_context(style()):
+        d = table[table["pairing"] == "relative"]
+        metrics = list(dict.fromkeys(d["metric"]))
+        if not len(d):
+            fig = _figure(6, 3)
+            _placeholder(fig, "no baselines rows")
+            _save_both(fig, out_png, out_pdf)
+            return fig
+        rows = list(dict.fromkeys(d["row"]))
+        fig = _figure(4.2 * len(metrics) + 2.6, 0.42 * len(rows) + 1.6)
+        axes = np.atleast_1d(fig.subplots(1, len(metrics), sharey=True))
+        y = np.arange(len(rows))[::-1].astype(float)
+        for ax, metric in zip(axes, metrics):
+            g = d[d["metric"] == metric].set_index("row").reindex(rows)
+            rho = g["spearman"].astype(float).fillna(0.0).to_numpy()
+            colours = ["tab:blue" if r.startswith("gradient") else "tab:gray" for r in rows]
+            ax.barh(y, rho, color=colours, height=0.65)
+            for k, (_, r) in enumerate(g.iterrows()):
+                sec = _f(r["seconds"])
+                ax.annotate(f"p {_f(r['p_value']):.3f}" + (f", {sec:.0f} s" if np.isfinite(sec) else ""),
+                            (max(rho[k], 0.0), y[k]), xytext=(4, 0), textcoords="offset points",
+                            va="center", fontsize=7)
+            ax.axvline(0.0, color="black", lw=0.8)
+            ax.set_xlim(min(-0.6, float(np.nanmin(rho)) - 0.05), 1.15)
+            tag = " (pre-registered)" if metric == pre_metric else ""
+            ax.set_title(_safe(f"outcome {metric}{tag}"), fontsize=9)
+            ax.set_xlabel(_safe("Spearman rho over cells"))
+        axes[0].set_yticks(y, [_safe(r) for r in rows])
+        fig.suptitle(_safe("Predictors on the same retrained cells (pairing: relative)"))
+        _finish(fig, out_png, out_pdf)
+        return fig
+
+
+def plot_lds(points: pd.DataFrame, scores: pd.DataFrame, out_png: str | Path | None,
+             out_pdf: str | Path | None = None) -> Figure:
+    """Predicted (sum_S f_jS |D_S| s_t(S)) against measured exact match of the LDS
+    retrainings, one panel per eval task, one marker per swift configuration, with each
+    configuration's LDS_t in the legend."""
+    with rc_context(style()):
+        tasks = sorted(points["task"].unique()) if len(points) else []
+        if not tasks:
+            fig = _figure(6, 3)
+            _placeholder(fig, "no LDS retrainings")
+            _save_both(fig, out_png, out_pdf)
+            return fig
+        ncol = min(4, len(tasks))
+        nrow = -(-len(tasks) // ncol)
+        fig = _figure(3.3 * ncol + 0.4, 3.0 * nrow + 1.0)
+        axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
+        markers = ["o", "s", "^", "D"]
+        configs = list(dict.fromkeys(points["config"]))
+        for ax, task in zip(axes, tasks):
+            rhos = []
+            for k, config in enumerate(configs):
+                g = points[(points["task"] == task) & (points["config"] == config)]
+                rho = scores.loc[(scores["config"] == config) & (scores["task"] == task), "lds"]
+                rhos.append(_fmt(_f(rho.iloc[0]) if len(rho) else float("nan")))
+                p = g["predicted"].astype(float)
+                span = float(p.max() - p.min()) or 1.0
+                ax.scatter((p - p.min()) / span, g["em"], marker=markers[k % 4], s=22, alpha=0.8,
+                           color=f"C{k}", label=_safe(config))
+            ax.set_title(_safe(f"{task}: rho " + " / ".join(rhos)))
+            ax.grid()
+            if ax in axes[-ncol:] or ax is axes[len(tasks) - 1]:
+                ax.set_xlabel(_safe("predicted (rescaled to [0, 1])"))
+            if list(axes).index(ax) % ncol == 0:
+                ax.set_ylabel(_safe("measured exact match"))
+        for ax in axes[len(tasks):]:
+            ax.set_axis_off()
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(configs), 2), frameon=False)
+        fig.suptitle(_safe("Strategy-level LDS: swift prediction vs retraining, per eval task\n"
+                           "(rho per configuration, in legend order)"))
+        _finish(fig, out_png, out_pdf)
+        return fig
+
+
+def plot_replicates(per: pd.DataFrame, combined: pd.DataFrame, out_png: str | Path | None,
+                    out_pdf: str | Path | None = None) -> Figure:
+    """Spearman rho of the default configuration per whole-study seed, one panel per pairing,
+    the combined (mean) rho and its stratified permutation p in the title."""
+    pairings = list(dict.fromkeys(per["pairing"]))
+    with rc_context(style()):
+        fig = _figure(4 * len(pairings), 3.4)
+        axes = np.atleast_1d(fig.subplots(1, len(pairings), sharey=True))
+        for ax, pairing in zip(axes, pairings):
+            sub = per[per["pairing"] == pairing]
+            x = np.arange(len(sub))
+            ax.bar(x, sub["spearman"].to_numpy(float), color=["tab:blue" if p < 0.05 else "tab:gray"
+                                                              for p in sub["p_value"].to_numpy(float)])
+            for xi, (rho, p) in enumerate(zip(sub["spearman"], sub["p_value"])):
+                ax.annotate(f"p={p:.3f}", (xi, rho), ha="center", va="bottom" if rho >= 0 else "top")
+            ax.set_xticks(x, [f"seed {r}" for r in sub["replicate"]])
+            c = combined[combined["pairing"] == pairing].iloc[0]
+            ax.axhline(c["mean_spearman"], color="black", linestyle="--", linewidth=1)
+            ax.set_title(_safe(f"{pairing}: mean rho {c['mean_spearman']:.2f}, combined p "
+                               f"{c['stratified_permutation_p']:.3g}"))
+            ax.axhline(0, color="black", linewidth=0.6)
+            ax.set_ylim(-1, 1)
+            ax.grid(axis="y")
+        axes[0].set_ylabel("Spearman rho (prediction vs outcome)")
+        _finish(fig, out_png, out_pdf)
+    return fig
