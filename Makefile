@@ -75,7 +75,7 @@ $(VENV)/.slurm: $(VENV)/.installed
 
 # the tiny preset through workflow/profiles/slurm on a real single-node SLURM cluster
 # started on this machine (root; Debian packages slurm-wlm, slurmdbd, munge, mariadb),
-# compared with a local run; tests/cluster/README.md. Not part of `make test`.
+# compared with a local run; docs/cluster.md. Not part of `make test`.
 test-slurm: $(VENV)/.slurm
 	PY=$(PY) SNAKE=$(SNAKE) CORES=$(CORES) tests/cluster/test-slurm.sh
 
