@@ -101,7 +101,8 @@ def test_every_predictor_gives_the_shared_table(name, model_tok, tmp_path):
                           eval_pairs=[(r.prompt, r.response) for r in evals],
                           settings={"bm25": {"k1": 1.5, "b": 0.75}, "pilot": {"steps": 2, "steps_10x": 4,
                                                                                 "batch_size": 3}},
-                          train={"learning_rate": 1e-3}, max_length=64)
+                          train={"learning_rate": 1e-3}, max_length=64, device="auto")
+    assert inp.device in ("cpu", "cuda")  # the config's "auto" is resolved (a model cannot move to "auto")
     state = predictor_states(name, ["base", "step-2"], "step-2")[0]
     scores = predict_state(name, state, 1e-3, None if name == "bm25" else model, tok, inp)["corrupt"]
     assert scores.dots.shape == (len(probes), len(evals))

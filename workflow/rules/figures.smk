@@ -77,7 +77,8 @@ rule validation_figure:
 
 
 rule alignment_figure:
-    """RelInf against the validation effect per cell, with the agreement statistics."""
+    """The swift prediction against the retrained effect: in-task and cross-task cells, and
+    small multiples of each strategy's per-task cells, with the headline's statistics."""
     input:
         alignment=f"{R}/validation/alignment.csv",
         code=FIGURE_CODE,
@@ -86,7 +87,8 @@ rule alignment_figure:
         pdf=f"{R}/figures/alignment.pdf",
     params:
         figure="alignment",
-        options={"n_perm": VAL["n_perm"], "seed": config["seed"], "state": HEADLINE_STATE},
+        options={"n_perm": VAL["n_perm"], "seed": config["seed"], "state": HEADLINE_STATE,
+                 "langs": config["suite"]["langs"]},
     log:
         f"{R}/logs/figures/alignment.log",
     benchmark:

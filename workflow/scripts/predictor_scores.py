@@ -32,7 +32,7 @@ def main(smk, log):
     for state, sdir in zip(p.states, p.state_dirs):
         model, lr = None, None
         if state != TEXT_STATE:
-            model = load_model(sdir)
+            model = load_model(sdir, device=inp.device)
             lr = ModelState(sdir).learning_rate(p.train["learning_rate"] if state == BASE else None)
         for study, scores in predict_state(name, state, lr, model, tok, inp).items():
             by_study[study].append(scores)

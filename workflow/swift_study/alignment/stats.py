@@ -135,6 +135,10 @@ def merge_swift_validation(swift: pd.DataFrame, validation: pd.DataFrame, state:
         pred, outcome = PAIRINGS[pairing]
         sw = sw.assign(prediction=sw[pred])
         keep.append("prediction")
+        for s in ("_lo", "_hi"):  # the prediction's interval, where the swift table has one
+            if f"{pred}{s}" in sw:
+                sw = sw.assign(**{f"prediction{s}": sw[f"{pred}{s}"]})
+                keep.append(f"prediction{s}")
         if outcome != "delta":
             val = val.drop(columns=[f"delta{s}" for s in ("", "_lo", "_hi")])
             val = val.rename(columns={f"{outcome}{s}": f"delta{s}" for s in ("", "_lo", "_hi")})

@@ -35,6 +35,11 @@ class PredictorInputs:
     device: str = "cpu"
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        from ..core.device import resolve_device
+
+        self.device = resolve_device(self.device)  # the config's "auto" becomes a real device
+
 
 def pilot_steps(name: str, settings: Mapping[str, Any]) -> int:
     """The steps of pilot setting ``name`` (``pilot``: matched compute, ``pilot_10x``)."""

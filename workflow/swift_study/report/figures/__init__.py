@@ -38,7 +38,8 @@ from matplotlib.figure import Figure
 
 from ...core.errors import DataError
 from ...model.states import AGGREGATE
-from .alignment import league_label, plot_alignment, plot_baselines, plot_lds, plot_league, plot_replicates
+from .agreement import plot_alignment
+from .alignment import league_label, plot_baselines, plot_lds, plot_league, plot_replicates
 from .outcomes import plot_budget, plot_validation
 from .common import (BUNDLED_CJK_FONT, CONTEXT_NAMES, STRATEGY_NAMES, _bi, _safe, cjk_font, context_label,
                     strategy_label, style, text_boxes, text_overlaps)
@@ -58,7 +59,7 @@ PAPER_FIGURES: tuple[str, ...] = ("swift", "state_accuracy", "validation", "alig
 
 def render_stored(figure: str, inputs: Mapping[str, str | Path], out_png: str | Path | None,
                   out_pdf: str | Path | None, metric: str = "em", n_perm: int = 1000, seed: int = 0,
-                  state: str = AGGREGATE) -> Figure:
+                  state: str = AGGREGATE, langs: tuple[str, ...] = ("zh",)) -> Figure:
     """Draw one paper figure from the stored CSV results alone (no model, no retraining).
 
     ``figure`` (one of :data:`PAPER_FIGURES`) and its ``inputs``:
@@ -87,7 +88,9 @@ def render_stored(figure: str, inputs: Mapping[str, str | Path], out_png: str | 
         if agg.empty:
             raise DataError(f"{inputs['alignment']}: no rows of state {state!r} (swift.state)")
         return plot_alignment(agg, out_png, out_pdf, stats=alignment_stats(agg, n_perm=n_perm, seed=seed),
-                              title=_bi(("Swift study vs validation", "快速研究与验证")) + f" ({state})")
+                              title=_bi(("Swift study vs validation", "快速研究与验证"))
+                              + f", pre-registered headline ({state}, relative pairing)",
+                              bilingual=len(set(langs)) > 1)
     if figure == "league":
         return plot_league(pd.read_csv(inputs["league"]), out_png, out_pdf)
     if figure == "lds":

@@ -3,7 +3,6 @@ baselines comparison, the strategy-level LDS and the replicates."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -11,98 +10,9 @@ import numpy as np
 import pandas as pd
 from matplotlib import rc_context
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.text import Annotation
 
-from .common import (CONTEXT_NAMES, STRATEGY_NAMES, _LABEL_BOX, _bi, _err, _f, _figure, _finish, _fmt, _off_scale,
-                    _placeholder, _safe, _sane_range, _save_both, cjk_font, context_label, style)
-
-# ---------------------------------------------------------------- alignment plot
-
-
-def plot_alignment(align_df: pd.DataFrame, out_png: str | Path | None, out_pdf: str | Path | None,
-                   stats: Mapping[str, float], title: str | None = None) -> Figure:
-    """RelInf (x) vs validation Delta (y) per cell, with intervals on both axes.
-
-    ``align_df``: a :func:`swift_study.alignment.stats.alignment_table`. The quadrants
-    where the two agree (RelInf > 1 and Delta > 0, RelInf < 1 and Delta < 0) are
-    shaded green, the others red; each point is labelled ``strategy / context``;
-    unstable cells are hollow. The title carries the agreement rate, Spearman's
-    rho and its permutation p-value (``stats``: the caller's
-    :func:`swift_study.alignment.stats.alignment_stats`; figures draw, they do not compute).
-    """
-    with rc_context(style()):
-        fig = _figure(7.6, 6.4)
-        if align_df is None or len(align_df) == 0:
-            _placeholder(fig, "No alignment cells")
-            _save_both(fig, out_png, out_pdf)
-            return fig
-        st = dict(stats)
-        ax = fig.add_subplot(111)
-        d = align_df.reset_index(drop=True)
-        col = lambda c: d[c].map(_f).to_numpy() if c in d else np.full(len(d), np.nan)  # noqa: E731
-        x, xlo, xhi = col("relinf"), col("relinf_lo"), col("relinf_hi")
-        y, ylo, yhi = col("delta"), col("delta_lo"), col("delta_hi")
-        unstable = d["unstable"].fillna(False).astype(bool).to_numpy() if "unstable" in d else np.zeros(len(d), bool)
-        # x range from the stable cells (points and intervals; all cells if none is
-        # stable); a RelInf far outside it is drawn at the edge (triangle) with its value
-        keep = ~unstable if (~unstable & np.isfinite(x)).any() else np.ones(len(d), bool)
-        x0, x1 = _sane_range(list(x[keep]), [1.0], [*xlo[keep], *xhi[keep]])
-        y0, y1 = _sane_range(list(y), [0.0], [*ylo, *yhi])
-        ax.fill_between([1.0, x1], 0.0, y1, color="tab:green", alpha=0.10, lw=0, zorder=0)
-        ax.fill_between([x0, 1.0], y0, 0.0, color="tab:green", alpha=0.10, lw=0, zorder=0)
-        ax.fill_between([x0, 1.0], 0.0, y1, color="tab:red", alpha=0.05, lw=0, zorder=0)
-        ax.fill_between([1.0, x1], y0, 0.0, color="tab:red", alpha=0.05, lw=0, zorder=0)
-        ax.axvline(1.0, color="0.35", ls="--", lw=1.0)
-        ax.axhline(0.0, color="0.35", ls="--", lw=1.0)
-        colors = {"in": "tab:blue", "cross": "tab:orange"}
-        labels: list[Annotation] = []
-        for i in range(len(d)):
-            if not (math.isfinite(x[i]) and math.isfinite(y[i])):
-                continue
-            ctx = str(d["context"].iloc[i]) if "context" in d else ""
-            c = colors.get(ctx, "tab:gray")
-            strat = str(d["strategy"].iloc[i]) if "strategy" in d else ""
-            name = STRATEGY_NAMES[strat][0] if strat in STRATEGY_NAMES else strat
-            if cjk_font() and strat in STRATEGY_NAMES:
-                name = STRATEGY_NAMES[strat][1]
-            lab = f"{name} / {CONTEXT_NAMES.get(ctx, (ctx,))[0].lower()}"
-            yi = min(max(y[i], y0), y1)
-            if x[i] > x1 or x[i] < x0:
-                labels.append(_off_scale(ax, x[i], yi, x0, x1, False, c, bool(unstable[i]),
-                                         f"{lab}: RelInf = {x[i]:.4g}"))
-                continue
-            ax.errorbar([x[i]], [yi], xerr=_err(x[i], xlo[i], xhi[i]),
-                        yerr=_err(y[i], ylo[i], yhi[i]), fmt="o", ms=7, color=c,
-                        mfc="white" if unstable[i] else c, mew=1.4, capsize=3, lw=1.1, zorder=3)
-            labels.append(ax.annotate(_safe(lab), (x[i], yi), textcoords="offset points", xytext=(6, 5),
-                                      fontsize=7.5, bbox=_LABEL_BOX))
-        ax.set_xlim(x0, x1)
-        ax.set_ylim(y0, y1)
-        ax.set_xlabel(_bi(("swift study: RelInf", "快速研究：相对影响")))
-        ax.set_ylabel(_bi(("validation: Δ score (M_B+S − control M_B+B')", "验证效果")))
-        handles = [
-            Line2D([], [], marker="o", color="tab:blue", ls="", label=context_label("in")),
-            Line2D([], [], marker="o", color="tab:orange", ls="", label=context_label("cross")),
-            Patch(facecolor="tab:green", alpha=0.25, label=_bi(("agreement region", "一致"))),
-        ]
-        if "context" not in d or not d["context"].isin(list(colors)).all():
-            handles.insert(2, Line2D([], [], marker="o", color="tab:gray", ls="", label="one eval task"))
-        if unstable.any():
-            handles.append(Line2D([], [], marker="o", color="0.4", mfc="white", ls="",
-                                  label=_bi(("unstable RelInf", "不稳定"))))
-        fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)
-        n_agree, n_cells = int(st.get("n_agree", 0)), int(st.get("n_cells", 0))
-        rate = _f(st.get("agreement_rate"))
-        rate_s = "n/a" if not math.isfinite(rate) else f"{100 * rate:.0f}%"
-        head = title if title is not None else _bi(("Swift study vs validation", "快速研究与验证"))
-        ax.set_title(_safe(f"{head}\nagreement {n_agree}/{n_cells} ({rate_s}), Spearman ρ = "
-                           f"{_fmt(_f(st.get('spearman')))}, permutation p = {_fmt(_f(st.get('p_value')))}"))
-        ax.grid()
-        _finish(fig, out_png, out_pdf, labels)
-        return fig
-
+from .common import (_f, _figure, _finish, _fmt, _placeholder, _safe, _save_both, style)
 
 def league_label(row: Mapping[str, Any]) -> str:
     """A league row's configuration in words: ``estimator / preconditioning / state`` for the
