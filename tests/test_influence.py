@@ -10,9 +10,10 @@ import pytest
 from swift_study.core.errors import ArgumentError, DataError
 from swift_study.swift.influence import (
     COLUMNS, ScoreArgs, StateScores, _boot_inflow, _resample_counts, aggregate_weights,
-    context_masks, inflow, load_state_npz, normalize, relinf, score_study, summary_markdown,
-    zero_norm_pairs,
+    context_masks, inflow, normalize, relinf, score_study, zero_norm_pairs,
 )
+from swift_study.swift.state_scores import load_state_npz
+from swift_study.swift.summary import summary_markdown
 from swift_study.data.study import Study
 
 # Two queries: q1 (task A), q2 (task B); eval examples of tasks A, B, C; in_task = (A, B).

@@ -2,7 +2,7 @@
 eval examples at one model state (one fit, one file per study), for the league's
 ``ekfac`` rows."""
 from swift_study.swift.ekfac import EKFACArgs, ekfac_products, save_args
-from swift_study.swift.influence import save_state_npz
+from swift_study.swift.state_scores import save_state_npz
 from swift_study.model.modeling import load_model
 from swift_study.data.records import read_jsonl
 from swift_study.pipeline.runner import run

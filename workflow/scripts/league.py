@@ -6,7 +6,7 @@ import pandas as pd
 from swift_study.core.atomic import atomic_write_text
 from swift_study.swift.ekfac import EKFAC
 from swift_study.swift.gradients import check_compatible, concat_features, featurize
-from swift_study.swift.influence import load_state_npz
+from swift_study.swift.state_scores import load_state_npz
 from swift_study.alignment.costs import read_benchmarks
 from swift_study.alignment.league import league_markdown, league_table, score_grid
 from swift_study.predictors.store import load_scores

@@ -2,7 +2,7 @@
 import pandas as pd
 
 from swift_study.core.atomic import atomic_write_text
-from swift_study.swift.influence import summary_markdown
+from swift_study.swift.summary import summary_markdown
 from swift_study.core.manifest import verify_files
 from swift_study.pipeline.runner import run
 
