@@ -4,7 +4,9 @@ states' accuracy and the shipped base's learning curve."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -45,6 +47,43 @@ def plot_study(df_study: pd.DataFrame, out_png: str | Path | None, out_pdf: str 
         if len(studies) != 1:
             raise DataError(f"plot_study needs the rows of one study, got {studies}")
         strategy = str(df_study["strategy"].iloc[0])
+        lay = _StudyLayout.of(df_study)
+        ncol = min(len(lay.contexts), 3)
+        nrow = -(-len(lay.contexts) // ncol)
+        panel_w = max(3.6, 0.75 * len(lay.xpos) + 1.2)
+        fig = _figure(panel_w * ncol + 0.8, 4.4 * nrow + 1.4)
+        gs = fig.add_gridspec(2 * nrow, ncol, height_ratios=[1.25, 1.0] * nrow)
+        labels: list[Annotation] = []
+        flags = {"unstable": False, "clipped": False}
+        for j, ctx in enumerate(lay.contexts):
+            row, colno = divmod(j, ncol)
+            ax = fig.add_subplot(gs[2 * row, colno])
+            ax2 = fig.add_subplot(gs[2 * row + 1, colno], sharex=ax)
+            labels += _study_panel(ax, ax2, df_study[df_study["context"] == ctx], ctx, lay, flags)
+            if colno == 0:
+                ax.set_ylabel(_bi(("RelInf = s_S / s_B", "相对影响")))
+                ax2.set_ylabel(_bi(("Inflow s", "流入")))
+            if j + ncol >= len(lay.contexts):  # the lowest panel of its column
+                ax2.set_xlabel(_bi(("model state", "模型状态")))
+        _study_legend(fig, df_study, strategy, flags)
+        head = title if title is not None else (
+            f"{_bi(('Swift study', '快速研究'))}: {strategy_label(strategy)} — {_safe(studies[0])}")
+        fig.suptitle(_safe(head))
+        _finish(fig, out_png, out_pdf, labels)
+        return fig
+
+
+@dataclass
+class _StudyLayout:
+    """Where each model state sits on the x axis (the aggregate set apart) and the contexts in order."""
+
+    states: list[str]
+    xpos: dict[str, float]
+    has_agg: bool
+    contexts: list[str]
+
+    @classmethod
+    def of(cls, df_study: pd.DataFrame) -> "_StudyLayout":
         states = [s for s in dict.fromkeys(df_study["state"].astype(str)) if s != AGGREGATE]
         xpos = {s: float(i) for i, s in enumerate(states)}
         has_agg = bool((df_study["state"] == AGGREGATE).any())
@@ -52,100 +91,90 @@ def plot_study(df_study: pd.DataFrame, out_png: str | Path | None, out_pdf: str 
             xpos[AGGREGATE] = len(states) + 0.5
         contexts = [c for c in ("in", "cross") if (df_study["context"] == c).any()]
         contexts += [c for c in dict.fromkeys(df_study["context"]) if c not in contexts]
-        ncol = min(len(contexts), 3)
-        nrow = -(-len(contexts) // ncol)
-        panel_w = max(3.6, 0.75 * len(xpos) + 1.2)
-        fig = _figure(panel_w * ncol + 0.8, 4.4 * nrow + 1.4)
-        gs = fig.add_gridspec(2 * nrow, ncol, height_ratios=[1.25, 1.0] * nrow)
-        any_unstable = False
-        any_clipped = False
-        labels: list[Annotation] = []
-        for j, ctx in enumerate(contexts):
-            row, colno = divmod(j, ncol)
-            d = df_study[df_study["context"] == ctx]
-            ax = fig.add_subplot(gs[2 * row, colno])
-            ax2 = fig.add_subplot(gs[2 * row + 1, colno], sharex=ax)
-            # RelInf range: the stable cells' points (all points if none is stable), 1, and
-            # the intervals of the points kept, far-out points drawn at the edge
-            unstable_rows = d["unstable"].astype(bool)
-            src = d[~unstable_rows] if (~unstable_rows).any() else d
-            ylo, yhi = _sane_range([_f(v) for v in src["relinf"]], [1.0],
-                                   [_f(v) for c in ("relinf_lo", "relinf_hi") for v in src[c]])
-            ax.axhline(1.0, ls="--", color="0.35", lw=1.0, zorder=1)
-            ax2.axhline(0.0, ls="--", color="0.35", lw=1.0, zorder=1)
-            agg_w = _f(d.loc[d["state"] == AGGREGATE, "weight"].iloc[0]) if has_agg and "weight" in d else 1.0
-            for _, r in d.iterrows():
-                st = str(r["state"])
-                if st not in xpos:
-                    continue
-                x = xpos[st]
-                is_agg = st == AGGREGATE
-                unstable = bool(r["unstable"])
-                any_unstable |= unstable
-                color = "tab:purple" if is_agg else "tab:blue"
-                marker = "D" if is_agg else "o"
-                if unstable:
-                    for a in (ax, ax2):
-                        a.axvspan(x - 0.4, x + 0.4, facecolor="none", edgecolor="0.75", hatch="///",
-                                  lw=0, zorder=0)
-                y, lo, hi = _f(r["relinf"]), _f(r["relinf_lo"]), _f(r["relinf_hi"])
-                if math.isfinite(y):
-                    if y > yhi or y < ylo:
-                        any_clipped = True
-                        labels.append(_off_scale(ax, x, y, ylo, yhi, True, color, unstable, f"{y:.4g}"))
-                    else:
-                        ax.errorbar([x], [y], yerr=_err(y, lo, hi), fmt=marker, ms=6, color=color,
-                                    mfc="white" if unstable else color, mew=1.4, capsize=3, lw=1.3,
-                                    zorder=3)
-                # inflows; the aggregate as a weighted mean
-                scale = 1.0 / agg_w if is_agg and math.isfinite(agg_w) and agg_w != 0 else 1.0
-                for key, off, col in (("s_strategy", -0.13, "tab:orange"), ("s_baseline", 0.13, "tab:green")):
-                    sy = _f(r[key]) * scale
-                    if math.isfinite(sy):
-                        ax2.errorbar([x + off], [sy],
-                                     yerr=_err(sy, _f(r[f"{key}_lo"]) * scale, _f(r[f"{key}_hi"]) * scale),
-                                     fmt="D" if is_agg else "s", ms=5, color=col,
-                                     mfc="white" if unstable else col, mew=1.3, capsize=3, lw=1.1, zorder=3)
-            ax.set_ylim(ylo, yhi)
-            if has_agg:
-                for a in (ax, ax2):
-                    a.axvline(len(states) - 0.25, color="0.6", ls=":", lw=1.0)
-            n_in, n_cross = d["n_eval_in"].iloc[0], d["n_eval_cross"].iloc[0]
-            n_ev = d["n_eval"].iloc[0] if "n_eval" in d else (n_in if ctx == "in" else n_cross)
-            ax.set_title(f"{context_label(ctx)}\n{int(d['n_probes'].iloc[0])} probes, {int(n_ev)} eval examples")
-            ax.tick_params(labelbottom=False)
-            ax.grid(axis="y")
-            ax2.grid(axis="y")
-            if colno == 0:
-                ax.set_ylabel(_bi(("RelInf = s_S / s_B", "相对影响")))
-                ax2.set_ylabel(_bi(("Inflow s", "流入")))
-            ticks = [xpos[s] for s in states] + ([xpos[AGGREGATE]] if has_agg else [])
-            names = [_safe(s) for s in states] + ([_bi(("aggregate", "聚合")) + "\nTracIn-CP"] if has_agg else [])
-            ax2.set_xticks(ticks, names)
-            ax2.set_xlim(-0.6, (xpos[AGGREGATE] if has_agg else len(states) - 1) + 0.6)
-            if j + ncol >= len(contexts):  # the lowest panel of its column
-                ax2.set_xlabel(_bi(("model state", "模型状态")))
+        return cls(states, xpos, has_agg, contexts)
 
-        handles = [
-            Line2D([], [], marker="o", color="tab:blue", ls="", label="RelInf (per state)"),
-            Line2D([], [], marker="D", color="tab:purple", ls="", label=_bi(("RelInf (aggregate)", "聚合"))),
-            Line2D([], [], marker="s", color="tab:orange", ls="", label=f"s_S: {strategy_label(strategy)}"),
-            Line2D([], [], marker="s", color="tab:green", ls="", label=f"s_B: {_bi(STRATEGY_NAMES['qa'])}"),
-        ]
-        if any_unstable:
-            handles.append(Patch(facecolor="white", edgecolor="0.6", hatch="///",
-                                 label=_bi(("unstable: baseline interval contains 0", "不稳定"))))
-        if any_clipped:
-            handles.append(Line2D([], [], marker="^", color="0.4", ls="", label="RelInf off scale (value shown)"))
-        conf = _f(df_study["confidence"].iloc[0]) if "confidence" in df_study else 0.95
-        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), frameon=False,
-                   title=f"error bars: {_fmt(100 * conf)}% bootstrap intervals (queries × eval examples); "
-                         "aggregate s shown as weighted mean")
-        head = title if title is not None else (
-            f"{_bi(('Swift study', '快速研究'))}: {strategy_label(strategy)} — {_safe(studies[0])}")
-        fig.suptitle(_safe(head))
-        _finish(fig, out_png, out_pdf, labels)
-        return fig
+
+def _study_panel(ax: Any, ax2: Any, d: pd.DataFrame, ctx: str, lay: _StudyLayout,
+                 flags: dict[str, bool]) -> list[Annotation]:
+    """One context's panel pair: RelInf above, the inflows below; ``flags`` collects whether
+    any cell was unstable or off scale (for the legend)."""
+    # RelInf range: the stable cells' points (all points if none is stable), 1, and
+    # the intervals of the points kept, far-out points drawn at the edge
+    unstable_rows = d["unstable"].astype(bool)
+    src = d[~unstable_rows] if (~unstable_rows).any() else d
+    ylo, yhi = _sane_range([_f(v) for v in src["relinf"]], [1.0],
+                           [_f(v) for c in ("relinf_lo", "relinf_hi") for v in src[c]])
+    ax.axhline(1.0, ls="--", color="0.35", lw=1.0, zorder=1)
+    ax2.axhline(0.0, ls="--", color="0.35", lw=1.0, zorder=1)
+    agg_w = _f(d.loc[d["state"] == AGGREGATE, "weight"].iloc[0]) if lay.has_agg and "weight" in d else 1.0
+    labels: list[Annotation] = []
+    for _, r in d.iterrows():
+        if str(r["state"]) in lay.xpos:
+            labels += _study_point(ax, ax2, r, lay.xpos[str(r["state"])], (ylo, yhi), agg_w, flags)
+    ax.set_ylim(ylo, yhi)
+    if lay.has_agg:
+        for a in (ax, ax2):
+            a.axvline(len(lay.states) - 0.25, color="0.6", ls=":", lw=1.0)
+    n_in, n_cross = d["n_eval_in"].iloc[0], d["n_eval_cross"].iloc[0]
+    n_ev = d["n_eval"].iloc[0] if "n_eval" in d else (n_in if ctx == "in" else n_cross)
+    ax.set_title(f"{context_label(ctx)}\n{int(d['n_probes'].iloc[0])} probes, {int(n_ev)} eval examples")
+    ax.tick_params(labelbottom=False)
+    ax.grid(axis="y")
+    ax2.grid(axis="y")
+    ticks = [lay.xpos[s] for s in lay.states] + ([lay.xpos[AGGREGATE]] if lay.has_agg else [])
+    names = [_safe(s) for s in lay.states] + ([_bi(("aggregate", "聚合")) + "\nTracIn-CP"] if lay.has_agg else [])
+    ax2.set_xticks(ticks, names)
+    ax2.set_xlim(-0.6, (lay.xpos[AGGREGATE] if lay.has_agg else len(lay.states) - 1) + 0.6)
+    return labels
+
+
+def _study_point(ax: Any, ax2: Any, r: pd.Series, x: float, ylim: tuple[float, float], agg_w: float,
+                 flags: dict[str, bool]) -> list[Annotation]:
+    """One model state's RelInf (above) and inflows (below) in one context."""
+    ylo, yhi = ylim
+    is_agg = str(r["state"]) == AGGREGATE
+    unstable = bool(r["unstable"])
+    flags["unstable"] |= unstable
+    color = "tab:purple" if is_agg else "tab:blue"
+    labels: list[Annotation] = []
+    if unstable:
+        for a in (ax, ax2):
+            a.axvspan(x - 0.4, x + 0.4, facecolor="none", edgecolor="0.75", hatch="///", lw=0, zorder=0)
+    y, lo, hi = _f(r["relinf"]), _f(r["relinf_lo"]), _f(r["relinf_hi"])
+    if math.isfinite(y):
+        if y > yhi or y < ylo:
+            flags["clipped"] = True
+            labels.append(_off_scale(ax, x, y, ylo, yhi, True, color, unstable, f"{y:.4g}"))
+        else:
+            ax.errorbar([x], [y], yerr=_err(y, lo, hi), fmt="D" if is_agg else "o", ms=6, color=color,
+                        mfc="white" if unstable else color, mew=1.4, capsize=3, lw=1.3, zorder=3)
+    # inflows; the aggregate as a weighted mean
+    scale = 1.0 / agg_w if is_agg and math.isfinite(agg_w) and agg_w != 0 else 1.0
+    for key, off, col in (("s_strategy", -0.13, "tab:orange"), ("s_baseline", 0.13, "tab:green")):
+        sy = _f(r[key]) * scale
+        if math.isfinite(sy):
+            ax2.errorbar([x + off], [sy], yerr=_err(sy, _f(r[f"{key}_lo"]) * scale, _f(r[f"{key}_hi"]) * scale),
+                         fmt="D" if is_agg else "s", ms=5, color=col, mfc="white" if unstable else col, mew=1.3,
+                         capsize=3, lw=1.1, zorder=3)
+    return labels
+
+
+def _study_legend(fig: Figure, df_study: pd.DataFrame, strategy: str, flags: Mapping[str, bool]) -> None:
+    handles = [
+        Line2D([], [], marker="o", color="tab:blue", ls="", label="RelInf (per state)"),
+        Line2D([], [], marker="D", color="tab:purple", ls="", label=_bi(("RelInf (aggregate)", "聚合"))),
+        Line2D([], [], marker="s", color="tab:orange", ls="", label=f"s_S: {strategy_label(strategy)}"),
+        Line2D([], [], marker="s", color="tab:green", ls="", label=f"s_B: {_bi(STRATEGY_NAMES['qa'])}"),
+    ]
+    if flags["unstable"]:
+        handles.append(Patch(facecolor="white", edgecolor="0.6", hatch="///",
+                             label=_bi(("unstable: baseline interval contains 0", "不稳定"))))
+    if flags["clipped"]:
+        handles.append(Line2D([], [], marker="^", color="0.4", ls="", label="RelInf off scale (value shown)"))
+    conf = _f(df_study["confidence"].iloc[0]) if "confidence" in df_study else 0.95
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), frameon=False,
+               title=f"error bars: {_fmt(100 * conf)}% bootstrap intervals (queries × eval examples); "
+                     "aggregate s shown as weighted mean")
 
 
 # ------------------------------------------------------------ model-state accuracy
