@@ -205,107 +205,139 @@ def plan_study(cfg: Mapping[str, Any], model_config: str | Path | None = None,
     features, the validation side's retraining with evaluation, the budget study's rules;
     then one ``total`` row per side and ``ratio`` = validation / swift (FLOPs, hours).
     """
-    from ..budget.study import budget_runs
-    from ..model.states import state_names
-    from ..data.suite import studies_from_config
-
     hf = hf_config(cfg, model_config)
     base = meta_model(hf)
     shape = ModelShape(_unique_params(base), int(hf.num_hidden_layers), int(hf.hidden_size), int(hf.vocab_size))
-    n = shape.n_params
     tok = tokens or measure_tokens(cfg, tokenizer_dir or model_config or cfg["model"].get("local_dir"))
-    suite = cfg["suite"]
-    sizes, tasks, langs = suite["sizes"], suite["tasks"], suite["langs"]
-    tl = len(tasks) * len(langs)
-    studies = studies_from_config(cfg)
-    states = state_names(cfg["warmup"]["export_steps"], cfg["warmup"]["method"])
-    n_train = int(sizes["train"]) * tl
-    rows = []
-    # batches are padded to their longest example: about twice the mean, at most max_length
-    padded = min(float(cfg["model"]["max_length"]), 2.0 * tok.train)
-    trainable_of: dict[str, int] = {}
+    pc = _PlanContext(cfg, hf, shape, tok, flops_per_s, overhead_s)
+    rows = [*_shared_rows(pc), *_swift_rows(pc), *_validation_rows(pc), *_budget_rows(pc)]
+    out = _with_totals(pd.DataFrame(rows))
+    out.attrs.update(n_params=shape.n_params, tokens=tok, flops_per_s=flops_per_s, overhead_s=overhead_s,
+                     model=type(base).__name__, hidden=shape.hidden, layers=shape.n_layers, vocab=shape.vocab)
+    return out
 
-    def train_cost(block: Mapping[str, Any], examples: float, epochs: float, batch: int) -> tuple[int, float, float]:
+
+class _PlanContext:
+    """What every estimate of one plan shares: the config, the model's shape, the measured
+    tokens, the cost model (FLOP/s, per-job overhead) and the trainable-parameter cache."""
+
+    def __init__(self, cfg: Mapping[str, Any], hf: Any, shape: ModelShape, tok: Tokens, flops_per_s: float,
+                 overhead_s: float) -> None:
+        from ..data.suite import studies_from_config
+        from ..model.states import state_names
+
+        self.cfg, self.hf, self.shape, self.tok = cfg, hf, shape, tok
+        self.n = shape.n_params
+        self.flops_per_s, self.overhead_s = flops_per_s, overhead_s
+        suite = cfg["suite"]
+        self.sizes, self.tasks, self.langs = suite["sizes"], suite["tasks"], suite["langs"]
+        self.tl = len(self.tasks) * len(self.langs)
+        self.studies = studies_from_config(cfg)
+        self.states = state_names(cfg["warmup"]["export_steps"], cfg["warmup"]["method"])
+        self.n_train = int(self.sizes["train"]) * self.tl
+        # batches are padded to their longest example: about twice the mean, at most max_length
+        self.padded = min(float(cfg["model"]["max_length"]), 2.0 * tok.train)
+        self._trainable: dict[str, int] = {}
+
+    def row(self, side: str, rule: str, jobs: int, touched: int, dim: int, store: float, flops: float,
+            mem: float) -> dict[str, Any]:
+        return _row(side, rule, jobs, touched, dim, store, flops, mem, self.flops_per_s, self.overhead_s)
+
+    def train_cost(self, block: Mapping[str, Any], examples: float, epochs: float, batch: int
+                   ) -> tuple[int, float, float]:
+        """``(trainable parameters, FLOPs, peak bytes)`` of one training run."""
         lora = _lora_block(block, block["method"], ["q_proj", "v_proj"])
         key = repr(sorted(lora.items())) if lora else "full"
-        if key not in trainable_of:
-            trainable_of[key] = _unique_params(meta_model(hf, lora), trainable=True) if lora else n
-        trainable = trainable_of[key]
-        per_token = 6.0 * n if not lora else 4.0 * n + 6.0 * trainable
-        flops = per_token * tok.train * examples * epochs
-        mem = 4.0 * n + 12.0 * trainable + _activation_bytes(shape, batch, padded)
+        if key not in self._trainable:
+            self._trainable[key] = _unique_params(meta_model(self.hf, lora), trainable=True) if lora else self.n
+        trainable = self._trainable[key]
+        per_token = 6.0 * self.n if not lora else 4.0 * self.n + 6.0 * trainable
+        flops = per_token * self.tok.train * examples * epochs
+        mem = 4.0 * self.n + 12.0 * trainable + _activation_bytes(self.shape, batch, self.padded)
         return trainable, flops, mem
 
-    def eval_cost(n_eval: int, batch: int) -> float:
-        gen = min(tok.response, float(cfg["validation"]["eval"]["max_gen_toks"]))
-        return 2.0 * n * n_eval * (tok.eval + gen) + 2.0 * n * n_eval * tok.eval
+    def eval_cost(self, n_eval: int) -> float:
+        """FLOPs of evaluating ``n_eval`` examples (generation and loss)."""
+        gen = min(self.tok.response, float(self.cfg["validation"]["eval"]["max_gen_toks"]))
+        return 2.0 * self.n * n_eval * (self.tok.eval + gen) + 2.0 * self.n * n_eval * self.tok.eval
 
-    # shared: pretraining (a tiny model from scratch) and the warm-up whose checkpoints are the states
-    if not cfg["model"].get("local_dir") and int(sizes.get("pretrain", 0)) > 0:
+
+def _shared_rows(pc: _PlanContext) -> list[dict[str, Any]]:
+    """Pretraining (a tiny model from scratch) and the warm-up whose checkpoints are the states."""
+    rows, n, cfg = [], pc.n, pc.cfg
+    if not cfg["model"].get("local_dir") and int(pc.sizes.get("pretrain", 0)) > 0:
         p = cfg["pretrain"]
-        flops = 6.0 * n * tok.train * int(sizes["pretrain"]) * tl * float(p["num_epochs"])
-        mem = 16.0 * n + _activation_bytes(shape, int(p["batch_size"]), padded)
-        rows.append(_row("shared", "pretrain", 1, n, 0, 4.0 * n, flops, mem, flops_per_s, overhead_s))
+        flops = 6.0 * n * pc.tok.train * int(pc.sizes["pretrain"]) * pc.tl * float(p["num_epochs"])
+        mem = 16.0 * n + _activation_bytes(pc.shape, int(p["batch_size"]), pc.padded)
+        rows.append(pc.row("shared", "pretrain", 1, n, 0, 4.0 * n, flops, mem))
     w = cfg["warmup"]
-    touched, flops, mem = train_cost(w, n_train, float(w["num_epochs"]), int(w["batch_size"]))
-    rows.append(_row("shared", "warmup", 1, touched, 0, 12.0 * touched * len(w["export_steps"]), flops, mem,
-                     flops_per_s, overhead_s))
+    touched, flops, mem = pc.train_cost(w, pc.n_train, float(w["num_epochs"]), int(w["batch_size"]))
+    rows.append(pc.row("shared", "warmup", 1, touched, 0, 12.0 * touched * len(w["export_steps"]), flops, mem))
+    return rows
 
-    # swift: gradient features of every eval example and probe at every state
-    sw = cfg["swift"]
-    sub, dim = gradient_subset(cfg, hf, sw["gradients"])
-    n_feat = int(sizes["eval"]) * tl + int(sw["n_probes"]) * len(studies)
+
+def _swift_rows(pc: _PlanContext) -> list[dict[str, Any]]:
+    """Gradient features of every eval example and probe at every state."""
+    n, sw = pc.n, pc.cfg["swift"]
+    sub, dim = gradient_subset(pc.cfg, pc.hf, sw["gradients"])
+    n_feat = int(pc.sizes["eval"]) * pc.tl + int(sw["n_probes"]) * len(pc.studies)
     chunk = int(sw["gradients"]["chunk_size"])
     adam = 8.0 * sub if sw.get("precondition", "none") == "adam" else 0.0
-    mem = 4.0 * n + adam + _activation_bytes(shape, chunk, tok.eval) + 4.0 * chunk * dim
+    mem = 4.0 * n + adam + _activation_bytes(pc.shape, chunk, pc.tok.eval) + 4.0 * chunk * dim
     shards = int(sw.get("shards", 1))
-    rows.append(_row("swift", "state_features", shards, sub, dim, 4.0 * n_feat * dim * len(states),
-                     6.0 * n * tok.eval * n_feat * len(states), mem, flops_per_s, overhead_s))
+    return [pc.row("swift", "state_features", shards, sub, dim, 4.0 * n_feat * dim * len(pc.states),
+                   6.0 * n * pc.tok.eval * n_feat * len(pc.states), mem)]
 
-    # validation: B, B+<study>, ctrl+<study>, each seed: retraining, then lm-eval on every eval task
-    v = cfg["validation"]
+
+def _validation_rows(pc: _PlanContext) -> list[dict[str, Any]]:
+    """B, B+<study>, ctrl+<study>, each seed: retraining, then lm-eval on every eval task."""
+    w, v = pc.cfg["warmup"], pc.cfg["validation"]
     vblock = {**w, **{k: val for k, val in v.items() if val is not None}}
     seeds = len(v["seeds"])
-    n_eval = int(sizes["eval"]) * tl
-    examples = [n_train] + [n_train + int(sizes["train"]) * len(s.in_task) * len(langs)
-                            for s in studies for _ in (0, 1)]
+    n_eval = int(pc.sizes["eval"]) * pc.tl
+    examples = [pc.n_train] + [pc.n_train + int(pc.sizes["train"]) * len(s.in_task) * len(pc.langs)
+                               for s in pc.studies for _ in (0, 1)]
     flops, touched, mem = 0.0, 0, 0.0
     for ex in examples:
-        touched, f, m = train_cost(vblock, ex, float(vblock["num_epochs"]), int(vblock["batch_size"]))
-        flops += seeds * (f + eval_cost(n_eval, int(v["eval"]["batch_size"])))
+        touched, f, m = pc.train_cost(vblock, ex, float(vblock["num_epochs"]), int(vblock["batch_size"]))
+        flops += seeds * (f + pc.eval_cost(n_eval))
         mem = max(mem, m)
-    rows.append(_row("validation", "finetune", len(examples) * seeds, touched, 0,
-                     len(examples) * seeds * 4.0 * touched, flops, mem, flops_per_s, overhead_s))
+    return [pc.row("validation", "finetune", len(examples) * seeds, touched, 0,
+                   len(examples) * seeds * 4.0 * touched, flops, mem)]
 
-    # the budget study: pool features at its states, embeddings, and one retraining per run and seed
-    b = cfg["budget"]
-    pool = int(b["pool"]["queries_per_task"]) * tl
+
+def _budget_rows(pc: _PlanContext) -> list[dict[str, Any]]:
+    """The budget study: pool features at its states, embeddings, one retraining per run and seed."""
+    from ..budget.study import budget_runs
+
+    n, b, hf, tok = pc.n, pc.cfg["budget"], pc.hf, pc.tok
+    pool = int(b["pool"]["queries_per_task"]) * pc.tl
     targets = int(b["n_target"]) * len(b["targets"])
     bstates = list(dict.fromkeys(b["states"]))
-    bsub, bdim = gradient_subset(cfg, hf, b["gradients"])
+    bsub, bdim = gradient_subset(pc.cfg, hf, b["gradients"])
     bchunk = int(b["gradients"]["chunk_size"])
     badam = 8.0 * bsub if b.get("precondition", "none") == "adam" else 0.0
-    mem = 4.0 * n + badam + _activation_bytes(shape, bchunk, tok.train) + 4.0 * bchunk * bdim
-    rows.append(_row("budget", "budget_features", len(bstates), bsub, bdim,
-                     4.0 * (pool + targets) * bdim * len(bstates),
-                     6.0 * n * tok.train * (pool + targets) * len(bstates), mem, flops_per_s, overhead_s))
-    rows.append(_row("budget", "budget_embeddings", 1, 0, int(hf.hidden_size), 4.0 * pool * hf.hidden_size,
-                     2.0 * n * tok.train * pool, 4.0 * n + _activation_bytes(shape, bchunk, tok.train) / 3,
-                     flops_per_s, overhead_s))
-    bt = b["train"]
-    bblock = {**w, **{k: val for k, val in bt.items() if val is not None}}
+    mem = 4.0 * n + badam + _activation_bytes(pc.shape, bchunk, tok.train) + 4.0 * bchunk * bdim
+    rows = [pc.row("budget", "budget_features", len(bstates), bsub, bdim, 4.0 * (pool + targets) * bdim * len(bstates),
+                   6.0 * n * tok.train * (pool + targets) * len(bstates), mem),
+            pc.row("budget", "budget_embeddings", 1, 0, int(hf.hidden_size), 4.0 * pool * hf.hidden_size,
+                   2.0 * n * tok.train * pool, 4.0 * n + _activation_bytes(pc.shape, bchunk, tok.train) / 3)]
+    bblock = {**pc.cfg["warmup"], **{k: val for k, val in b["train"].items() if val is not None}}
     runs = budget_runs(b)
-    flops, mem = 0.0, 0.0
+    flops, mem, touched = 0.0, 0.0, 0
     for r in runs:
-        target_tasks = next((t["tasks"] for t in b["targets"] if t["name"] == r.target), tasks)
-        ex = pool * (r.fraction if r.fraction is not None else len(target_tasks) / len(tasks))
-        touched, f, m = train_cost(bblock, ex, float(bblock["num_epochs"]), int(bblock["batch_size"]))
-        flops += len(b["seeds"]) * (f + eval_cost(int(sizes["eval"]) * len(target_tasks) * len(langs), 16))
+        target_tasks = next((t["tasks"] for t in b["targets"] if t["name"] == r.target), pc.tasks)
+        ex = pool * (r.fraction if r.fraction is not None else len(target_tasks) / len(pc.tasks))
+        touched, f, m = pc.train_cost(bblock, ex, float(bblock["num_epochs"]), int(bblock["batch_size"]))
+        flops += len(b["seeds"]) * (f + pc.eval_cost(int(pc.sizes["eval"]) * len(target_tasks) * len(pc.langs)))
         mem = max(mem, m)
-    rows.append(_row("budget", "budget_train", len(runs) * len(b["seeds"]), touched, 0,
-                     len(runs) * len(b["seeds"]) * 4.0 * touched, flops, mem, flops_per_s, overhead_s))
+    rows.append(pc.row("budget", "budget_train", len(runs) * len(b["seeds"]), touched, 0,
+                       len(runs) * len(b["seeds"]) * 4.0 * touched, flops, mem))
+    return rows
 
-    t = pd.DataFrame(rows)
+
+def _with_totals(t: pd.DataFrame) -> pd.DataFrame:
+    """The rows, one ``total`` row per side, and the ``ratio`` row (validation / swift)."""
     totals = [dict(side=side, rule="total", jobs=int(g["jobs"].sum()), params_touched=int(g["params_touched"].max()),
                    feature_dim=int(g["feature_dim"].max()), store_gb=g["store_gb"].sum(), flops=g["flops"].sum(),
                    peak_mem_gb=g["peak_mem_gb"].max(), seconds=g["seconds"].sum(), hours=g["hours"].sum())
@@ -314,10 +346,7 @@ def plan_study(cfg: Mapping[str, Any], model_config: str | Path | None = None,
     ratio = dict(side="validation/swift", rule="ratio",
                  flops=tot["validation"]["flops"] / tot["swift"]["flops"],
                  hours=tot["validation"]["hours"] / tot["swift"]["hours"])
-    out = pd.concat([t, pd.DataFrame(totals), pd.DataFrame([ratio])], ignore_index=True)
-    out.attrs.update(n_params=n, tokens=tok, flops_per_s=flops_per_s, overhead_s=overhead_s, model=type(base).__name__,
-                     hidden=shape.hidden, layers=shape.n_layers, vocab=shape.vocab)
-    return out
+    return pd.concat([t, pd.DataFrame(totals), pd.DataFrame([ratio])], ignore_index=True)
 
 
 def plan_markdown(plan: pd.DataFrame) -> str:
