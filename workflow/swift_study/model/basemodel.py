@@ -105,13 +105,8 @@ def build_base_model(section: Mapping[str, Any], out_dir: str | Path, work_dir: 
     Resumable: rerunning with the same ``work_dir`` resumes the pretraining from its last
     checkpoint. Deterministic from ``section['seed']`` on one machine.
     """
-    import torch
-
-    from .finetune import TrainArgs, _atomic_save_dir, train
-    from ..core.manifest import write_manifest
-    from .modeling import build_tiny_llama, count_parameters
-    from .tokenizer import train_tokenizer
-    from ..data.formats import BUILTIN_FORMATS, render
+    from .finetune import TrainArgs, train
+    from .modeling import count_parameters
 
     logf = log.info if hasattr(log, "info") else (log or print)
     t0 = time.time()
@@ -124,31 +119,12 @@ def build_base_model(section: Mapping[str, Any], out_dir: str | Path, work_dir: 
     queries = pretraining_queries(spec, partition)
     docs = build_corpus(queries, spec)
     logf(f"corpus: {len(queries)} queries, {len(docs)} documents")
-
-    if parent is not None:  # a continuation stage: the parent's tokenizer, shape and weights
-        from .modeling import load_model
-        from .tokenizer import load_tokenizer
-
-        tok = load_tokenizer(section["init_from"])
-        model = load_model(section["init_from"])  # verifies the parent's checksums
-        logf(f"continuing {parent['name']} ({section['init_from']}, weights sha256 {parent['weights_sha256'][:12]})")
-    else:
-        # tokenizer: the corpus plus every built-in format of some pretraining-side queries (so
-        # the instruction formats' markers are whole tokens too), never a run's query
-        tok_texts = list(docs)
-        for q in queries[:: max(1, len(queries) // 2000)]:
-            for fmt in BUILTIN_FORMATS:
-                p, r = render(q, fmt, BUILTIN_FORMATS, seed)
-                tok_texts.append(p + r)
-        tok = train_tokenizer(tok_texts, int(section["tokenizer"]["vocab_size"]), work_dir / "tokenizer",
-                              model_max_length=int(section["max_length"]))
-        model = build_tiny_llama(section["arch"], tok, seed)
+    tok, model = _start_model(section, parent, queries, docs, work_dir, logf)
     n_params = count_parameters(model)
     lengths = [len(ids) + 1 for ids in tok(docs, add_special_tokens=True)["input_ids"]]
     tokens_per_epoch = sum(lengths)
-    tcfg = dict(section["train"])
-    args = TrainArgs.from_config(tcfg, method="full", max_length=int(section["max_length"]), seed=seed,
-                                 device=device)
+    args = TrainArgs.from_config(dict(section["train"]), method="full", max_length=int(section["max_length"]),
+                                 seed=seed, device=device)
     steps_per_epoch = -(-len(docs) // args.batch_size)
     total_steps = args.max_steps if args.max_steps > 0 else int(round(steps_per_epoch * args.num_epochs))
     logf(f"model: {n_params} parameters; {tokens_per_epoch} tokens per epoch; {total_steps} steps")
@@ -162,7 +138,47 @@ def build_base_model(section: Mapping[str, Any], out_dir: str | Path, work_dir: 
           init_model=model, callbacks=[cb])
     summary = json.loads((trained / "train_summary.json").read_text())
     wall = time.time() - t0
+    record = _pretraining_record(section, partition, parent, queries, docs, tok, n_params, summary,
+                                 steps_per_epoch, tokens_per_epoch, wall, threads)
+    _write_base_dir(out_dir, trained, record, curve)
+    logf(f"wrote {out_dir} in {wall:.0f} s")
+    return out_dir
 
+
+def _start_model(section: Mapping[str, Any], parent: dict[str, Any] | None, queries: Sequence[Any],
+                 docs: Sequence[str], work_dir: Path, logf) -> tuple[Any, Any]:
+    """``(tokenizer, model)`` to pretrain: the parent's (a continuation stage), or a new
+    tokenizer trained on the corpus and a freshly initialised model."""
+    from ..data.formats import BUILTIN_FORMATS, render
+    from .modeling import build_tiny_llama, load_model
+    from .tokenizer import load_tokenizer, train_tokenizer
+
+    seed = int(section["seed"])
+    if parent is not None:  # a continuation stage: the parent's tokenizer, shape and weights
+        tok = load_tokenizer(section["init_from"])
+        model = load_model(section["init_from"])  # verifies the parent's checksums
+        logf(f"continuing {parent['name']} ({section['init_from']}, weights sha256 {parent['weights_sha256'][:12]})")
+        return tok, model
+    # tokenizer: the corpus plus every built-in format of some pretraining-side queries (so
+    # the instruction formats' markers are whole tokens too), never a run's query
+    tok_texts = list(docs)
+    for q in queries[:: max(1, len(queries) // 2000)]:
+        for fmt in BUILTIN_FORMATS:
+            p, r = render(q, fmt, BUILTIN_FORMATS, seed)
+            tok_texts.append(p + r)
+    tok = train_tokenizer(tok_texts, int(section["tokenizer"]["vocab_size"]), work_dir / "tokenizer",
+                          model_max_length=int(section["max_length"]))
+    return tok, build_tiny_llama(section["arch"], tok, seed)
+
+
+def _pretraining_record(section: Mapping[str, Any], partition: QueryPartition, parent: dict[str, Any] | None,
+                        queries: Sequence[Any], docs: Sequence[str], tok: Any, n_params: int,
+                        summary: Mapping[str, Any], steps_per_epoch: int, tokens_per_epoch: int, wall: float,
+                        threads: int | None) -> dict[str, Any]:
+    """What ``pretraining.json`` records: corpus, partition, architecture, training, hardware."""
+    import torch
+
+    tcfg = dict(section["train"])
     record = {
         "name": section["name"],
         "partition": partition.to_dict(),
@@ -175,7 +191,7 @@ def build_base_model(section: Mapping[str, Any], out_dir: str | Path, work_dir: 
         "train": {**tcfg, "steps": summary["steps"], "epochs": summary["epochs"],
                   "tokens": int(summary["steps"] * tokens_per_epoch / steps_per_epoch),
                   "final_loss": summary["final_loss"], "first_loss": summary["first_loss"]},
-        "seed": seed, "max_length": int(section["max_length"]),
+        "seed": int(section["seed"]), "max_length": int(section["max_length"]),
         "wall_s": round(wall, 1),
         "hardware": {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
                      "cpus": os.cpu_count(), "threads": threads or torch.get_num_threads(),
@@ -185,6 +201,14 @@ def build_base_model(section: Mapping[str, Any], out_dir: str | Path, work_dir: 
     }
     if parent is not None:
         record["init_from"] = {k: v for k, v in parent.items() if k != "query_keys"}
+    return record
+
+
+def _write_base_dir(out_dir: Path, trained: Path, record: Mapping[str, Any], curve: list[dict]) -> None:
+    """The shipped model folder, atomically: weights and tokenizer, pretraining.json, the
+    learning curve (JSON and figure), the model card and the checksums."""
+    from ..core.manifest import write_manifest
+    from .finetune import _atomic_save_dir
 
     def write(tmp: Path) -> None:
         for f in trained.iterdir():
@@ -199,8 +223,6 @@ def build_base_model(section: Mapping[str, Any], out_dir: str | Path, work_dir: 
         write_manifest(tmp)
 
     _atomic_save_dir(out_dir, write)
-    logf(f"wrote {out_dir} in {wall:.0f} s")
-    return out_dir
 
 
 def _parent_stage(section: Mapping[str, Any], partition: QueryPartition) -> dict[str, Any] | None:
@@ -288,6 +310,30 @@ def _display_dir(model_dir: str | Path) -> str:
     return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(model_dir)
 
 
+#: the model card's section on the design choices behind the shipped base (static text)
+_DESIGN_NOTES = """## Why this design (what was tried)
+- **Not the instruction formats.** A from-scratch base pretrained on the plain-QA format
+  itself (the project's earlier default, 40 epochs) already answered `答案：X`, so the
+  warm-up changed nothing (overall exact match 0.359 before, 0.354 after) and instruction
+  tuning had nothing to teach. Here no document has an answer line: the warm-up teaches
+  the format, the base supplies the skills.
+- **Worked steps after the user's noisy phrasing**, not only after a canonical query:
+  when the steps followed only `计算77+8。`, a CoT-tuned model copied the wrong operands
+  from noisy eval queries into its steps (5-6% right); a strategy can only help if the
+  base can execute it on the queries it is evaluated on.
+- **Both languages in one model**, several difficulty settings per task (runs choose
+  theirs with `suite.difficulty`), restatements and judged claims so that the clarify
+  and evaluate strategies have a skill to draw on.
+- **Size.** 2 layers, hidden 128 (the project's earlier tiny model's shape): every
+  `make run` retrains 27 validation models from it, which must fit in 20 minutes on 2
+  CPU cores; a 4-layer model (1.1M) learned slower per CPU-second in earlier
+  measurements. The budget went to pretraining tokens instead.
+- A pilot of 120 steps checked throughput (about 7.5 steps of 32 documents a second on
+  2 cores) before this run.
+
+"""
+
+
 def model_card(record: Mapping[str, Any], curve: Sequence[dict], model_dir: str) -> str:
     """The model card (``README.md``) of a built base model written to ``model_dir``."""
     tr = record["train"]
@@ -337,27 +383,7 @@ digits). Its weights' sha256 is in `checksums.sha256`; loading the model verifie
   ({record['hardware']['processor']}, {record['hardware']['threads']} torch threads, device {record['hardware']['device']}).
 - Versions: {json.dumps(record['versions'])}.
 {notes}
-## Why this design (what was tried)
-- **Not the instruction formats.** A from-scratch base pretrained on the plain-QA format
-  itself (the project's earlier default, 40 epochs) already answered `答案：X`, so the
-  warm-up changed nothing (overall exact match 0.359 before, 0.354 after) and instruction
-  tuning had nothing to teach. Here no document has an answer line: the warm-up teaches
-  the format, the base supplies the skills.
-- **Worked steps after the user's noisy phrasing**, not only after a canonical query:
-  when the steps followed only `计算77+8。`, a CoT-tuned model copied the wrong operands
-  from noisy eval queries into its steps (5-6% right); a strategy can only help if the
-  base can execute it on the queries it is evaluated on.
-- **Both languages in one model**, several difficulty settings per task (runs choose
-  theirs with `suite.difficulty`), restatements and judged claims so that the clarify
-  and evaluate strategies have a skill to draw on.
-- **Size.** 2 layers, hidden 128 (the project's earlier tiny model's shape): every
-  `make run` retrains 27 validation models from it, which must fit in 20 minutes on 2
-  CPU cores; a 4-layer model (1.1M) learned slower per CPU-second in earlier
-  measurements. The budget went to pretraining tokens instead.
-- A pilot of 120 steps checked throughput (about 7.5 steps of 32 documents a second on
-  2 cores) before this run.
-
-## Learning curve
+{_DESIGN_NOTES}## Learning curve
 Exact match on held-out queries from the runs' side of the partition (never pretrained
 on), per task, language and difficulty setting (index into the list above), in three
 modes (`swift_study.data.basecorpus.CURVE_MODES`): `direct` gives the bare query (the model
