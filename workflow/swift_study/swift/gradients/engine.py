@@ -239,28 +239,13 @@ def featurize(model: nn.Module, tokenizer, pairs: Sequence[tuple[str, str]],
     args = args or GradientArgs()
     members = ensemble_members(args)
     if len(members) > 1:
-        parts = [np.asarray(featurize(model, tokenizer, pairs, m, adam=adam, progress=progress))
-                 for m in members]
-        feats = np.concatenate(parts, axis=1) / np.float32(math.sqrt(len(parts)))
-        if out is None:
-            return feats.astype(np.float32, copy=False)
-        subset = resolve_subset(model, members[0])
-        projector = {"kind": "ensemble", "dim": int(feats.shape[1]), "members": [m.seed for m in members],
-                     "member": build_projector(subset, members[0]).describe()}
-        store = FeatureStore(out, feats.shape[0], feats.shape[1], _store_meta(args, projector, subset, adam))
-        try:
-            store.write(0, feats.astype(np.float32, copy=False))
-        except BaseException:
-            store.abort()
-            raise
-        return np.load(store.close(), mmap_mode="r")
+        return _featurize_ensemble(model, tokenizer, pairs, args, members, adam, out, progress)
     device = pick_device(args.device)
     if args.device != "auto" and device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("GradientArgs.device is 'cuda' but CUDA is not available")
     first = next(model.parameters())
     if first.device != device:
         model.to(device)
-    autocast = torch.bfloat16 if args.dtype == "bfloat16" else None
     subset = resolve_subset(model, args)
     projector = build_projector(subset, args)
     adam_state = _as_adam(adam)
@@ -271,40 +256,65 @@ def featurize(model: nn.Module, tokenizer, pairs: Sequence[tuple[str, str]],
                              f"parameter(s), e.g. {lacking[0]!r}")
     pairs = list(pairs)
     n, d = len(pairs), projector.dim
+    store = FeatureStore(out, n, d, _store_meta(args, projector.describe(), subset, adam_state)) \
+        if out is not None else None
+    result = np.zeros((n, d), dtype=np.float32) if store is None else None
 
-    store = None
-    result = None
-    if out is not None:
-        store = FeatureStore(out, n, d, _store_meta(args, projector.describe(), subset, adam_state))
-    else:
-        result = np.zeros((n, d), dtype=np.float32)
+    def sink(row0: int, block: np.ndarray) -> None:
+        if store is not None:
+            store.write(row0, block)
+        else:
+            result[row0:row0 + block.shape[0]] = block
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=n, unit="ex", desc=f"gradients[{args.engine}]", disable=not progress,
-               leave=False)
     try:
-        for w0, wlen, chunks in _windows(tokenizer, pairs, args):
-            block = np.empty((wlen, d), dtype=np.float32)
-            for idx, batch in chunks:
-                feats = _features(model, batch.to(device), subset, projector, args,
-                                  adam_state, autocast)
-                block[idx] = feats.detach().to("cpu", torch.float32).numpy()
-                bar.update(len(idx))
-            if store is not None:
-                store.write(w0, block)
-            else:
-                result[w0:w0 + wlen] = block
+        _featurize_windows(model, tokenizer, pairs, args, subset, projector, adam_state, device, progress, sink)
     except BaseException:
         if store is not None:
             store.abort()
         raise
+    if store is not None:
+        return np.load(store.close(), mmap_mode="r")
+    return result
+
+
+def _featurize_windows(model: nn.Module, tokenizer, pairs: list[tuple[str, str]], args: GradientArgs,
+                       subset: ParamSubset, projector: Projector, adam_state: AdamState | None,
+                       device: torch.device, progress: bool, sink: Callable[[int, np.ndarray], None]) -> None:
+    """Every window of length-sorted chunks: features computed chunk by chunk, then the
+    window's block handed to ``sink(first row, block)``."""
+    from tqdm.auto import tqdm
+
+    autocast = torch.bfloat16 if args.dtype == "bfloat16" else None
+    bar = tqdm(total=len(pairs), unit="ex", desc=f"gradients[{args.engine}]", disable=not progress, leave=False)
+    try:
+        for w0, wlen, chunks in _windows(tokenizer, pairs, args):
+            block = np.empty((wlen, projector.dim), dtype=np.float32)
+            for idx, batch in chunks:
+                feats = _features(model, batch.to(device), subset, projector, args, adam_state, autocast)
+                block[idx] = feats.detach().to("cpu", torch.float32).numpy()
+                bar.update(len(idx))
+            sink(w0, block)
     finally:
         bar.close()
-    if store is not None:
-        path = store.close()
-        return np.load(path, mmap_mode="r")
-    return result
+
+
+def _featurize_ensemble(model: nn.Module, tokenizer, pairs: Sequence[tuple[str, str]], args: GradientArgs,
+                        members: Sequence[GradientArgs], adam, out, progress: bool) -> np.ndarray:
+    """A projection ensemble: each member's features side by side, divided by sqrt(n)."""
+    parts = [np.asarray(featurize(model, tokenizer, pairs, m, adam=adam, progress=progress)) for m in members]
+    feats = np.concatenate(parts, axis=1) / np.float32(math.sqrt(len(parts)))
+    if out is None:
+        return feats.astype(np.float32, copy=False)
+    subset = resolve_subset(model, members[0])
+    projector = {"kind": "ensemble", "dim": int(feats.shape[1]), "members": [m.seed for m in members],
+                 "member": build_projector(subset, members[0]).describe()}
+    store = FeatureStore(out, feats.shape[0], feats.shape[1], _store_meta(args, projector, subset, adam))
+    try:
+        store.write(0, feats.astype(np.float32, copy=False))
+    except BaseException:
+        store.abort()
+        raise
+    return np.load(store.close(), mmap_mode="r")
 
 
 SORT_WINDOW_CHUNKS = 16  # length-sorting happens within windows of this many chunks

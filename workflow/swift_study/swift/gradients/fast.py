@@ -143,66 +143,79 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
     logits the loss uses (same loss, less work).
     """
     subset.require_fast()
-    device = next(model.parameters()).device
-    ids = batch.input_ids.to(device)
-    labels = batch.labels.to(device)
-    bsz = ids.shape[0]
-    feats = projector.new_features(bsz, device)
-    root = torch.zeros((), dtype=torch.float32, device=device, requires_grad=True)
-    head = _output_head(model)
-    gather = _ResponseGather(labels) if (response_logits_only and head is not None) else None
+    return _FastPass(model, batch, projector, transform, response_logits_only).run(subset, autocast_dtype)
 
-    def route(name: str | None) -> tuple[str | None, Projector, slice]:
+
+class _FastPass:
+    """One batched forward and backward whose hooks turn each linear layer's inputs and
+    output gradients, and each embedding's looked-up rows, into projected per-example
+    gradients (the state the hooks share: the features, the use counts, the gradients
+    of parameters used more than once)."""
+
+    def __init__(self, model: nn.Module, batch: EncodedBatch, projector: Projector, transform: Transform | None,
+                 response_logits_only: bool) -> None:
+        self.model, self.projector, self.transform = model, projector, transform
+        self.device = next(model.parameters()).device
+        self.ids = batch.input_ids.to(self.device)
+        self.labels = batch.labels.to(self.device)
+        self.bsz = self.ids.shape[0]
+        self.feats = projector.new_features(self.bsz, self.device)
+        self.root = torch.zeros((), dtype=torch.float32, device=self.device, requires_grad=True)
+        self.head = _output_head(model)
+        self.gather = _ResponseGather(self.labels) if (response_logits_only and self.head is not None) else None
+        # A parameter used more than once in the forward (a tied embedding, a reused
+        # module) is summed over its uses before it is transformed and projected.
+        # Forward hooks count the uses; every backward hook runs after all of them.
+        self.uses: Counter = Counter()
+        self.pending: dict[str, torch.Tensor] = {}
+
+    def route(self, name: str | None) -> tuple[str | None, Projector, slice]:
         """kron: project inputs/output-gradients by the factors; sketch: sign them by
         the factored +-1 signs; dense: materialise the gradient (and transform it)."""
         if name is None:
-            return None, projector, slice(None)
-        if transform is not None:
-            return "dense", projector, slice(None)
-        return projector.route(name)
+            return None, self.projector, slice(None)
+        if self.transform is not None:
+            return "dense", self.projector, slice(None)
+        return self.projector.route(name)
 
-    # A parameter used more than once in the forward (a tied embedding, a reused
-    # module) is summed over its uses before it is transformed and projected.
-    # Forward hooks count the uses; every backward hook runs after all of them.
-    uses: Counter = Counter()
-    pending: dict[str, torch.Tensor] = {}
+    def finish(self, name: str, g: torch.Tensor) -> None:
+        if self.transform is not None:
+            g = self.transform({name: g})[name]
+        self.projector.add_into(self.feats, name, g)
 
-    def finish(name: str, g: torch.Tensor) -> None:
-        if transform is not None:
-            g = transform({name: g})[name]
-        projector.add_into(feats, name, g)
-
-    def emit(name: str, g: torch.Tensor) -> None:
+    def emit(self, name: str, g: torch.Tensor) -> None:
         """Hand one use's full per-example gradient ``(B, *shape)`` on (a sketch is
         linear: each use is sketched at once)."""
-        mode, part, cols = route(name)
+        mode, part, cols = self.route(name)
         if mode == "sketch":
-            part.add_into(feats[:, cols], name, g)
-        elif uses[name] > 1:
-            pending[name] = g if name not in pending else pending[name].add_(g)
+            part.add_into(self.feats[:, cols], name, g)
+        elif self.uses[name] > 1:
+            self.pending[name] = g if name not in self.pending else self.pending[name].add_(g)
         else:
-            finish(name, g)
+            self.finish(name, g)
 
-    def attach(output: torch.Tensor, on_grad) -> torch.Tensor | None:
+    def attach(self, output: torch.Tensor, on_grad) -> torch.Tensor | None:
         changed = False
         if not output.requires_grad:
-            output = output + root.to(output.dtype)  # graph starts here (see module doc)
+            output = output + self.root.to(output.dtype)  # graph starts here (see module doc)
             changed = True
         output.register_hook(on_grad)
         return output if changed else None
 
-    def linear_hook(spec):
+    def linear_hook(self, spec):
+        """The forward hook of one linear layer (its weight and bias gradients)."""
         w_name, b_name = spec.weight, spec.bias
-        w_mode, w_part, _ = route(w_name)
-        b_mode, b_part, _ = route(b_name)
+        w_mode, w_part, _ = self.route(w_name)
+        b_mode, b_part, _ = self.route(b_name)
+        feats, bsz, gather, device = self.feats, self.bsz, self.gather, self.device
         if w_mode == "kron":
             p_out, p_in = w_part.factors(w_name, device)
         if b_mode == "kron":
             pb_out = b_part.factors(b_name, device)[0]
 
         def hook(module, args, kwargs, output):
-            uses.update(n for n in (w_name, b_name) if n is not None)
-            segmented = gather is not None and gather.used and module is head
+            self.uses.update(n for n in (w_name, b_name) if n is not None)
+            segmented = gather is not None and gather.used and module is self.head
             xp = None
             if w_name is not None:
                 x = args[0] if args else kwargs["input"]
@@ -229,28 +242,30 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
                     if w_mode == "kron":
                         w_part.add_block(feats, w_name, gw)
                     else:
-                        emit(w_name, gw)
+                        self.emit(w_name, gw)
                 if b_name is not None:
                     gb = (torch.zeros(bsz, d.shape[-1], device=d.device).index_add_(
                         0, gather.b_idx, d) if segmented else d.sum(1))
                     if b_mode == "kron":
                         b_part.add_block(feats, b_name, reduce_by(gb, pb_out))
                     else:
-                        emit(b_name, gb)
-            return attach(output, on_grad)
+                        self.emit(b_name, gb)
+            return self.attach(output, on_grad)
         return hook
 
-    def embedding_hook(spec):
+    def embedding_hook(self, spec):
+        """The forward hook of one embedding (the gradient of its looked-up rows)."""
         name, pad_idx = spec.weight, spec.module.padding_idx
         vocab = spec.module.num_embeddings
-        mode, part, cols = route(name)
+        mode, part, cols = self.route(name)
+        feats, bsz = self.feats, self.bsz
         if mode == "kron":
-            p_out, p_in = part.factors(name, device)
+            p_out, p_in = part.factors(name, self.device)
             if isinstance(p_out, HashFactor):  # rows of the factor are looked up
                 p_out = p_out.dense()
 
         def hook(module, args, kwargs, output):
-            uses[name] += 1
+            self.uses[name] += 1
             tok = (args[0] if args else kwargs["input"]).reshape(bsz, -1)
             keep = (tok != pad_idx).unsqueeze(-1) if pad_idx is not None else None
             if mode == "kron":
@@ -272,33 +287,36 @@ def per_example_features_fast(model: nn.Module, batch: EncodedBatch, subset: Par
                     g = d.new_zeros(bsz * vocab, d.shape[-1])
                     offs = (torch.arange(bsz, device=tok.device) * vocab).unsqueeze(1)
                     g.index_add_(0, (tok + offs).reshape(-1), d.reshape(-1, d.shape[-1]))
-                    emit(name, g.reshape(bsz, vocab, -1))
-            return attach(output, on_grad)
+                    self.emit(name, g.reshape(bsz, vocab, -1))
+            return self.attach(output, on_grad)
         return hook
 
-    handles = []
-    try:
-        for spec in subset.linears:
-            handles.append(spec.module.register_forward_hook(linear_hook(spec), with_kwargs=True))
-        for spec in subset.embeddings:
-            handles.append(spec.module.register_forward_hook(embedding_hook(spec),
-                                                             with_kwargs=True))
-        if gather is not None:
-            handles.append(head.register_forward_pre_hook(gather.pre_hook))
-        ctx = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
-               else contextlib.nullcontext())
-        with eval_mode(model), frozen(model), torch.enable_grad():
-            with ctx:
-                logits = model(input_ids=ids, use_cache=False).logits
-            if gather is not None and gather.used:
-                loss = gather.loss(logits).sum()
-            else:
-                loss = per_example_loss(logits, labels).sum()
-            if loss.requires_grad:
-                torch.autograd.grad(loss, [root], allow_unused=True)
-        for name, g in pending.items():
-            finish(name, g)
-    finally:
-        for h in handles:
-            h.remove()
-    return feats
+    def run(self, subset: ParamSubset, autocast_dtype: torch.dtype | None) -> torch.Tensor:
+        """Hook the subset's modules, one forward and backward, then the pending sums."""
+        model, gather = self.model, self.gather
+        handles = []
+        try:
+            for spec in subset.linears:
+                handles.append(spec.module.register_forward_hook(self.linear_hook(spec), with_kwargs=True))
+            for spec in subset.embeddings:
+                handles.append(spec.module.register_forward_hook(self.embedding_hook(spec), with_kwargs=True))
+            if gather is not None:
+                handles.append(self.head.register_forward_pre_hook(gather.pre_hook))
+            ctx = (torch.autocast(self.device.type, dtype=autocast_dtype) if autocast_dtype is not None
+                   else contextlib.nullcontext())
+            with eval_mode(model), frozen(model), torch.enable_grad():
+                with ctx:
+                    logits = model(input_ids=self.ids, use_cache=False).logits
+                if gather is not None and gather.used:
+                    loss = gather.loss(logits).sum()
+                else:
+                    loss = per_example_loss(logits, self.labels).sum()
+                if loss.requires_grad:
+                    torch.autograd.grad(loss, [self.root], allow_unused=True)
+            for name, g in self.pending.items():
+                self.finish(name, g)
+        finally:
+            for h in handles:
+                h.remove()
+        return self.feats
+

@@ -129,61 +129,72 @@ def select_parameters(model: nn.Module, subset: str = "all_linear", last_n_layer
     if subset not in SUBSETS:
         raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
     named = dict(model.named_parameters())  # tied weights once, model order
-    id2name = {id(p): n for n, p in named.items()}
     owners = _owners(model)
-    head = _output_head(model)
-
-    def block_linear(mname: str, mod: nn.Module) -> bool:
-        return (isinstance(mod, nn.Linear) and mod is not head and not LORA_NAME_RE.search(mname)
-                and not any(isinstance(m, nn.Embedding) for _, m, _ in owners[id(mod.weight)]))
-
-    chosen: set[str] = set()
     if subset in ("all_linear", "linear_embed", "last_layers"):
-        lin = [(n, m) for n, m in model.named_modules() if block_linear(n, m)]
-        if subset == "last_layers":
-            if last_n_layers < 1:
-                raise ValueError(f"last_n_layers must be >= 1, got {last_n_layers}")
-            idx = [_layer_index(n) for n, _ in lin]
-            known = sorted({i for i in idx if i is not None})
-            if not known:
-                raise ValueError("subset='last_layers': found no numbered decoder layers "
-                                 "(module names like 'model.layers.<i>.')")
-            keep = set(known[-last_n_layers:])
-            lin = [(n, m) for (n, m), i in zip(lin, idx) if i in keep]
-        mods = [m for _, m in lin]
-        if subset == "linear_embed":
-            mods += [m for _, m in model.named_modules() if isinstance(m, nn.Embedding)]
-            if head is not None:
-                mods.append(head)
-        for mod in mods:
-            for p in mod._parameters.values():
-                if p is not None and id(p) in id2name:
-                    chosen.add(id2name[id(p)])
+        chosen = _linear_choice(model, subset, last_n_layers, named, owners)
     elif subset == "lora":
         chosen = {n for n in named if LORA_NAME_RE.search(n)}
         if not chosen:
             raise ValueError("subset='lora' but the model has no LoRA parameters "
                              "(lora_A/lora_B); wrap it with peft.get_peft_model first")
     else:  # modules
-        pats = list(modules or [])
-        if not pats:
-            raise ValueError("subset='modules' needs a non-empty 'modules' list of regexes")
-        try:
-            regs = [re.compile(p) for p in pats]
-        except re.error as exc:
-            raise ValueError(f"modules: invalid regular expression: {exc}") from None
-        for n, p in named.items():
-            mnames = [o[0] for o in owners.get(id(p), [])]
-            if any(r.search(n) or any(m and r.search(m) for m in mnames) for r in regs):
-                chosen.add(n)
+        chosen = _module_choice(modules, named, owners)
     if not chosen:
         raise ValueError(f"subset={subset!r} selected no parameters "
                          f"(modules={list(modules or [])}, last_n_layers={last_n_layers})")
-
     names = [n for n in named if n in chosen]
-    params = {n: named[n] for n in names}
+    return _hooked_subset(names, {n: named[n] for n in names}, owners)
 
-    # Which modules the fast engine must hook, and what it cannot do.
+
+def _linear_choice(model: nn.Module, subset: str, last_n_layers: int, named: dict[str, nn.Parameter],
+                   owners: dict) -> set[str]:
+    """``all_linear``, ``last_layers`` or ``linear_embed``: the decoder blocks' linear layers
+    (the last ``last_n_layers`` of them), with the embedding and output head for ``linear_embed``."""
+    id2name = {id(p): n for n, p in named.items()}
+    head = _output_head(model)
+
+    def block_linear(mname: str, mod: nn.Module) -> bool:
+        return (isinstance(mod, nn.Linear) and mod is not head and not LORA_NAME_RE.search(mname)
+                and not any(isinstance(m, nn.Embedding) for _, m, _ in owners[id(mod.weight)]))
+
+    lin = [(n, m) for n, m in model.named_modules() if block_linear(n, m)]
+    if subset == "last_layers":
+        if last_n_layers < 1:
+            raise ValueError(f"last_n_layers must be >= 1, got {last_n_layers}")
+        idx = [_layer_index(n) for n, _ in lin]
+        known = sorted({i for i in idx if i is not None})
+        if not known:
+            raise ValueError("subset='last_layers': found no numbered decoder layers "
+                             "(module names like 'model.layers.<i>.')")
+        keep = set(known[-last_n_layers:])
+        lin = [(n, m) for (n, m), i in zip(lin, idx) if i in keep]
+    mods = [m for _, m in lin]
+    if subset == "linear_embed":
+        mods += [m for _, m in model.named_modules() if isinstance(m, nn.Embedding)]
+        if head is not None:
+            mods.append(head)
+    return {id2name[id(p)] for mod in mods for p in mod._parameters.values() if p is not None and id(p) in id2name}
+
+
+def _module_choice(modules: Sequence[str] | None, named: dict[str, nn.Parameter], owners: dict) -> set[str]:
+    """``modules``: every parameter whose name, or a name of a module owning it, matches a regex."""
+    pats = list(modules or [])
+    if not pats:
+        raise ValueError("subset='modules' needs a non-empty 'modules' list of regexes")
+    try:
+        regs = [re.compile(p) for p in pats]
+    except re.error as exc:
+        raise ValueError(f"modules: invalid regular expression: {exc}") from None
+    chosen = set()
+    for n, p in named.items():
+        mnames = [o[0] for o in owners.get(id(p), [])]
+        if any(r.search(n) or any(m and r.search(m) for m in mnames) for r in regs):
+            chosen.add(n)
+    return chosen
+
+
+def _hooked_subset(names: list[str], params: dict[str, nn.Parameter], owners: dict) -> ParamSubset:
+    """The subset with the modules the fast engine must hook, and what it cannot do."""
     lin_specs: dict[int, LinearSpec] = {}
     emb_specs: list[EmbeddingSpec] = []
     unsupported: list[str] = []
