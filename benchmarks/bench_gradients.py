@@ -15,10 +15,13 @@ engine's chunk size, pre-tokenized), then ``engine/floor`` (time ratio, goal
 <= 1.5) and ``loop/engine`` (time ratio, goal >= 5), then the peak RSS of
 scoring (featurize an eval set into a feature store + ``pairwise_inner`` against
 32 probes) with 1x and 10x eval examples, each measured in a fresh subprocess,
-then the fidelity lines: Pearson and Spearman of the default features' probe x eval
-scalar projections against exact all-parameter gradients, on the model states of a
-finished run (``--results``, default ``results/`` after ``make run``) or, without one,
-on the benchmark model after ``--train-steps`` training steps (never random init).
+then the fidelity lines (``benchmarks/fidelity.py``): on the model states of a finished run
+(``--results``, default ``results/`` after ``make run``) and with the run's own gradient
+configuration (``--config``), the projection error (features against exact gradients of
+the same parameter subset, Adam-preconditioned as the run does), the subset error (the
+subset against all parameters) and the all-parameter figure, each with engine/floor; or,
+without a run, the default features on the benchmark model after ``--train-steps``
+training steps (never random init).
 Timings are medians over ``--repeats`` interleaved repeats after a warm-up, with
 ``torch.set_num_threads(2)``. On a busy machine pass ``--omp-passive`` (see below).
 The floor and the engine run on the same length-sorted batches; the engine
@@ -136,10 +139,47 @@ def _median_time(fn, repeats: int) -> list[float]:
 
 # ------------------------------------------------------------------------------ speed
 
-def bench_speed(model, tok, pairs, repeats: int, n_loop: int) -> None:
+def _speed_cases(model, tok, pairs, args, sorted_batches, input_batches, loop_pairs):
+    """The timed callables: the floor on the engine's batches and on batches in input order,
+    the engine, the loop engine and the LESS-literal loop."""
     from swift_study.model.encoding import collate, per_example_loss
-    from swift_study.swift.gradients import (GradientArgs, build_projector, featurize,
-                                       resolve_subset)
+    from swift_study.swift.gradients import GradientArgs, build_projector, featurize, resolve_subset
+
+    def floor_on(batches):
+        def run():
+            for b in batches:
+                model.zero_grad(set_to_none=True)
+                logits = model(input_ids=b.input_ids, use_cache=False).logits
+                per_example_loss(logits, b.labels).sum().backward()
+            model.zero_grad(set_to_none=True)
+        return run
+
+    loop_args = GradientArgs(engine="loop", device="cpu")
+    subset = resolve_subset(model, args)
+    projector = build_projector(subset, args)
+
+    def engine():
+        featurize(model, tok, pairs, args, progress=False)
+
+    def loop():
+        featurize(model, tok, loop_pairs, loop_args, progress=False)
+
+    def less_loop():  # LESS literally: loss.backward() of every parameter, then project
+        for p, r in loop_pairs:
+            b = collate(tok, [(p, r)], args.max_length)
+            model.zero_grad(set_to_none=True)
+            per_example_loss(model(input_ids=b.input_ids, use_cache=False).logits,
+                             b.labels).sum().backward()
+            projector.project({k: subset.params[k].grad.unsqueeze(0) for k in subset.names})
+        model.zero_grad(set_to_none=True)
+
+    return floor_on(sorted_batches), floor_on(input_batches), engine, loop, less_loop
+
+
+def bench_speed(model, tok, pairs, repeats: int, n_loop: int) -> None:
+    """Examples/s of the engine, the floor, the loop and LESS's loop; engine/floor, loop/engine."""
+    from swift_study.model.encoding import collate
+    from swift_study.swift.gradients import GradientArgs, featurize
     from swift_study.swift.gradients.engine import _batches
 
     args = GradientArgs(device="cpu")
@@ -160,38 +200,10 @@ def bench_speed(model, tok, pairs, repeats: int, n_loop: int) -> None:
     print(f"tokens computed per pass (with padding): engine/floor {sum(b.input_ids.numel() for b in sorted_batches)}"
           f", unsorted {sum(b.input_ids.numel() for b in input_batches)}, real {int(real.sum())}")
 
-    def floor_on(batches):
-        def run():
-            for b in batches:
-                model.zero_grad(set_to_none=True)
-                logits = model(input_ids=b.input_ids, use_cache=False).logits
-                per_example_loss(logits, b.labels).sum().backward()
-            model.zero_grad(set_to_none=True)
-        return run
-
-    floor, floor_unsorted = floor_on(sorted_batches), floor_on(input_batches)
-
-    def engine():
-        featurize(model, tok, pairs, args, progress=False)
-
     loop_pairs = pairs[:n_loop]
     loop_args = GradientArgs(engine="loop", device="cpu")
-
-    def loop():
-        featurize(model, tok, loop_pairs, loop_args, progress=False)
-
-    subset = resolve_subset(model, args)
-    projector = build_projector(subset, args)
-
-    def less_loop():  # LESS literally: loss.backward() of every parameter, then project
-        for p, r in loop_pairs:
-            b = collate(tok, [(p, r)], args.max_length)
-            model.zero_grad(set_to_none=True)
-            per_example_loss(model(input_ids=b.input_ids, use_cache=False).logits,
-                             b.labels).sum().backward()
-            projector.project({k: subset.params[k].grad.unsqueeze(0) for k in subset.names})
-        model.zero_grad(set_to_none=True)
-
+    floor, floor_unsorted, engine, loop, less_loop = _speed_cases(model, tok, pairs, args, sorted_batches,
+                                                                  input_batches, loop_pairs)
     for f in (floor, floor_unsorted, engine):  # warm up
         f()
     featurize(model, tok, loop_pairs[:8], loop_args, progress=False)
@@ -293,65 +305,7 @@ def bench_memory(model_dir, tok_dir, n: int) -> None:
 
 # ------------------------------------------------------------------------------ subset study
 
-def train_briefly(model, tok, pairs, steps: int, lr: float = 3e-3, seed: int = 0):
-    """A few AdamW steps of response-only training (the warm-up stage in miniature)."""
-    from swift_study.model.encoding import collate, per_example_loss
-
-    torch.manual_seed(seed)
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    rng = random.Random(seed)
-    losses = []
-    for _ in range(steps):
-        b = collate(tok, rng.sample(pairs, 32), 256)
-        loss = per_example_loss(model(input_ids=b.input_ids, use_cache=False).logits,
-                                b.labels).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    model.eval()
-    return losses
-
-
-def _scores(pf: np.ndarray, ef: np.ndarray) -> np.ndarray:
-    """Scalar projection <g(p), g(e)> / ||g(e)||, shape (P, E)."""
-    from swift_study.swift.gradients import pairwise_inner
-
-    dots, norms = pairwise_inner(pf, ef)
-    return dots / np.maximum(norms, 1e-30)[None, :]
-
-
-def _reference(model, tok, probes, evals):
-    """Exact all-parameter scalar projections (streamed: probes held, evals chunked)."""
-    from swift_study.model.encoding import collate
-    from swift_study.swift.gradients import per_example_grads_exact
-
-    names = [n for n, _ in model.named_parameters()]
-
-    def flat(pairs):
-        g = per_example_grads_exact(model, collate(tok, pairs, 256), names)
-        return torch.cat([g[n].reshape(len(pairs), -1) for n in names], 1).double()
-
-    groups = {"embed": [n for n in names if "embed" in n],
-              "norm": [n for n in names if "norm" in n],
-              "attn": [n for n in names if "self_attn" in n],
-              "mlp": [n for n in names if ".mlp." in n]}
-    pg = torch.cat([flat(probes[i:i + 16]) for i in range(0, len(probes), 16)])
-    dots, norms, share = [], [], {k: 0.0 for k in groups}
-    sizes = [torch.Size(p.shape).numel() for _, p in model.named_parameters()]
-    offs = np.cumsum([0] + sizes)
-    for i in range(0, len(evals), 16):
-        eg = flat(evals[i:i + 16])
-        dots.append((pg @ eg.T).numpy())
-        norms.append(eg.norm(dim=1).numpy())
-        for k, ns in groups.items():
-            for n in ns:
-                j = names.index(n)
-                share[k] += float((eg[:, offs[j]:offs[j + 1]] ** 2).sum())
-    total = sum(share.values())
-    dots, norms = np.concatenate(dots, 1), np.concatenate(norms)
-    return dots / norms[None, :], {k: v / total for k, v in share.items()}
+from fidelity import _reference, _scores, train_briefly  # noqa: E402 (exact references live there)
 
 
 def subset_study(model, tok, n_probes: int, n_eval: int, train_steps: int) -> None:
@@ -411,100 +365,25 @@ def subset_study(model, tok, n_probes: int, n_eval: int, train_steps: int) -> No
 
 # ------------------------------------------------------------------------------ fidelity
 
-def _jsonl_pairs(path: Path, n: int, seed: int) -> list[tuple[str, str]]:
-    import json
-
-    rows = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
-    random.Random(seed).shuffle(rows)
-    return [(r["prompt"], r["response"]) for r in rows[:n]]
-
-
-def pipeline_states(results: Path) -> list[tuple[str, Path]]:
-    """The model states of a finished run under ``results`` (base first), if any."""
-    states = [("base", results / "model" / "base")]
-    root = results / "model" / "warmup" / "states"
-    if root.is_dir():
-        states += sorted(((d.name, d) for d in root.iterdir() if (d / "config.json").exists()),
-                         key=lambda x: int(x[0].split("-")[-1]) if x[0].split("-")[-1].isdigit() else 0)
-    return [(n, d) for n, d in states if (d / "config.json").exists()]
-
-
-def bench_fidelity(results: Path | None, model, tok, n_probes: int = 16, n_eval: int = 128,
-                   train_steps: int = 300) -> None:
-    """Pearson/Spearman of the default features' probe x eval scalar projections against
-    exact all-parameter per-example gradients, on trained model states.
-
-    With a finished run under ``results`` (``make run``): its model states, its probes
-    (half plain QA, half the first strategy's format) and plain-QA evals. Without: the
-    benchmark model after ``train_steps`` AdamW steps on synthetic QA.
-    """
+def bench_synthetic_fidelity(model, tok, train_steps: int, n_probes: int = 16, n_eval: int = 128) -> None:
+    """Without a finished run: the default features against exact all-parameter gradients on
+    the benchmark model after ``train_steps`` AdamW steps on synthetic QA (never random init)."""
     from scipy.stats import spearmanr
 
     from swift_study.swift.gradients import GradientArgs, featurize
 
+    probes = [(p, r) for p, r in synthetic_pairs(4 * n_probes, 11) if "一步" in r][:n_probes]
+    evals = [(p, r) for p, r in synthetic_pairs(4 * n_eval, 12) if "一步" not in r][:n_eval]
+    t = time.perf_counter()
+    losses = train_briefly(model, tok, synthetic_pairs(3000, 99), train_steps)
+    ref, _ = _reference(model, tok, probes, evals)
     args = GradientArgs(device="cpu")
-    label = f"{args.projection} k={args.proj_factor_dim} d={args.proj_dim}"
-    states = pipeline_states(results) if results is not None else []
-    if states:
-        data = results / "data"
-        strategies = sorted(p.stem for p in (data / "probe_pool").glob("*.jsonl") if p.stem != "qa")
-        probes = _jsonl_pairs(data / "probe_pool" / "qa.jsonl", n_probes // 2, 1)
-        if strategies:
-            probes += _jsonl_pairs(data / "probe_pool" / f"{strategies[0]}.jsonl", n_probes - len(probes), 2)
-        evals = _jsonl_pairs(data / "eval" / "qa.jsonl", n_eval, 3)
-        tok_dir = results / "model" / "tokenizer"
-        source = f"states of {results}"
-    else:
-        probes = [(p, r) for p, r in synthetic_pairs(4 * n_probes, 11) if "一步" in r][:n_probes]
-        evals = [(p, r) for p, r in synthetic_pairs(4 * n_eval, 12) if "一步" not in r][:n_eval]
-        t = time.perf_counter()
-        losses = train_briefly(model, tok, synthetic_pairs(3000, 99), train_steps)
-        states = [(f"benchmark model trained {train_steps} steps (loss {losses[0]:.2f} -> "
-                   f"{np.mean(losses[-10:]):.2f}, {time.perf_counter() - t:.0f} s)", None)]
-        source = "no finished run (give --results DIR after `make run` for the pipeline's states)"
-    from swift_study.model.encoding import per_example_loss
-    from swift_study.swift.gradients.engine import _batches
-
-    configs = [("default: " + label, {}),
-               ("mixed k=64 d=16384", dict(projection="mixed", proj_factor_dim=64, proj_dim=16384)),
-               ("kron k=16 (the old default)", dict(projection="kron", proj_factor_dim=16))]
-    print(f"fidelity against exact all-parameter gradients, {len(probes)} probes (first half "
-          f"plain QA) x {len(evals)} evals, scalar projections; {source}. engine/floor: "
-          f"featurize of the evals vs one batched forward+backward on the same batches "
-          f"(median of 5, interleaved):")
-    for name, state_dir in states:
-        if state_dir is not None:
-            model, tok = load(state_dir, tok_dir)
-        ref, _ = _reference(model, tok, probes, evals)
-        batches = [b for _, b in _batches(tok, evals, args)]
-
-        def floor():
-            for b in batches:
-                model.zero_grad(set_to_none=True)
-                per_example_loss(model(input_ids=b.input_ids, use_cache=False).logits,
-                                 b.labels).sum().backward()
-            model.zero_grad(set_to_none=True)
-
-        floor()
-        for cname, kw in configs:
-            cargs = GradientArgs(device="cpu", **kw)
-            pf = featurize(model, tok, probes, cargs, progress=False)
-            ts, tf = [], []
-            for _ in range(5):
-                tf += _median_time(floor, 1)
-                t = time.perf_counter()
-                ef = featurize(model, tok, evals, cargs, progress=False)
-                ts.append(time.perf_counter() - t)
-            sc = _scores(pf, ef)
-            h = len(probes) // 2
-            r = np.corrcoef(sc.ravel(), ref.ravel())[0, 1]
-            rho = spearmanr(sc.ravel(), ref.ravel()).statistic
-            r_qa = np.corrcoef(sc[:h].ravel(), ref[:h].ravel())[0, 1]
-            r_st = np.corrcoef(sc[h:].ravel(), ref[h:].ravel())[0, 1]
-            print(f"fidelity [{name}] {cname}: Pearson {r:.3f} (plain-QA probes {r_qa:.3f}, "
-                  f"strategy probes {r_st:.3f})  Spearman {rho:.3f}  engine/floor "
-                  f"{statistics.median(ts) / statistics.median(tf):.2f}  (goals: Pearson >= 0.95, "
-                  f"engine/floor <= 1.5)")
+    sc = _scores(featurize(model, tok, probes, args, progress=False), featurize(model, tok, evals, args, progress=False))
+    print(f"fidelity [benchmark model trained {train_steps} steps (loss {losses[0]:.2f} -> "
+          f"{np.mean(losses[-10:]):.2f}, {time.perf_counter() - t:.0f} s); no finished run: give --results DIR "
+          f"after `make run` for the run's own configuration] {args.projection} k={args.proj_factor_dim}: "
+          f"Pearson {np.corrcoef(sc.ravel(), ref.ravel())[0, 1]:.3f}  Spearman "
+          f"{spearmanr(sc.ravel(), ref.ravel()).statistic:.3f} against exact all-parameter gradients")
 
 
 # ------------------------------------------------------------------------------ main
@@ -522,6 +401,8 @@ def main(argv=None) -> None:
     ap.add_argument("--train-steps", type=int, default=300)
     ap.add_argument("--results", default="results",
                     help="a finished run whose model states the fidelity line uses (default: results)")
+    ap.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "config" / "config.yaml"),
+                    help="the run's config (its swift.gradients and precondition; default config/config.yaml)")
     ap.add_argument("--no-fidelity", action="store_true", help="skip the fidelity lines")
     ap.add_argument("--_mem-worker", type=int, dest="mem_worker", help=argparse.SUPPRESS)
     ap.add_argument("--_workdir", dest="workdir", help=argparse.SUPPRESS)
@@ -554,9 +435,13 @@ def main(argv=None) -> None:
         bench_speed(model, tok, synthetic_pairs(a.n, 2024), a.repeats, a.n_loop)
         bench_memory(model_dir, tok_dir, a.n)
         if not a.no_fidelity:
+            from fidelity import bench_run_fidelity, pipeline_states
+
             results = Path(a.results)
-            bench_fidelity(results if pipeline_states(results) else None, model, tok,
-                           train_steps=a.train_steps)
+            if pipeline_states(results):
+                bench_run_fidelity(results, Path(a.config))
+            else:
+                bench_synthetic_fidelity(model, tok, a.train_steps)
 
 
 if __name__ == "__main__":
