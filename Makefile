@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE=1
 export HF_DATASETS_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 
-.PHONY: run test test-disk-full bench setup dry-run report clean check docs figures check-report chromium test-slurm plan
+.PHONY: run test test-gpu test-disk-full bench setup dry-run report clean check docs figures check-report chromium test-slurm plan
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: setup
 # needs root to mount it (`make test` skips these tests otherwise, saying so)
 test-disk-full: setup
 	$(PY) -m pytest -q -rs tests/test_faults.py
+
+# the GPU path (tests/gpu/check_gpu.py): the tiny preset on cuda against cpu, bench fidelity and
+# plan --calibrate on the GPU; at most 8 minutes on one GPU; skips (exit 0) without one
+test-gpu: setup
+	$(PY) tests/gpu/check_gpu.py
 
 bench: setup
 	$(PY) benchmarks/bench_gradients.py

@@ -77,7 +77,8 @@ def exact_grads(model, tok, pairs: Sequence[tuple[str, str]], names: Sequence[st
 
     out = []
     for i in range(0, len(pairs), 16):
-        g = per_example_grads_exact(model, collate(tok, pairs[i:i + 16], max_length), list(names))
+        batch = collate(tok, pairs[i:i + 16], max_length).to(next(model.parameters()).device)
+        g = per_example_grads_exact(model, batch, list(names))
         if transform is not None:
             g = transform(g)
         out.append(torch.cat([g[n].reshape(len(pairs[i:i + 16]), -1).double() for n in names], 1))
@@ -103,7 +104,8 @@ def _engine_over_floor(model, tok, evals, args, repeats: int = 5) -> float:
     from swift_study.swift.gradients import featurize
     from swift_study.swift.gradients.engine import _batches
 
-    batches = [b for _, b in _batches(tok, evals, args)]
+    device = next(model.parameters()).device
+    batches = [b.to(device) for _, b in _batches(tok, evals, args)]
 
     def floor():
         for b in batches:
@@ -152,7 +154,8 @@ def state_fidelity(model, tok, probes, n_strategy: int, evals, args, adam) -> di
     }
 
 
-def bench_run_fidelity(results: Path, config: Path, n_eval: int = 128, out=print) -> list[dict[str, Any]]:
+def bench_run_fidelity(results: Path, config: Path, n_eval: int = 128, out=print,
+                       device: str = "cpu") -> list[dict[str, Any]]:
     """Every state of the finished run under ``results`` with the gradient configuration of
     ``config`` (the run's own: subset, projection, preconditioning); prints one block per state."""
     from swift_study.model.modeling import load_model
@@ -162,7 +165,7 @@ def bench_run_fidelity(results: Path, config: Path, n_eval: int = 128, out=print
     from swift_study.swift.features import gradient_args
 
     cfg = load_config(config)
-    args = gradient_args(cfg["swift"]["gradients"], cfg["seed"], "cpu", cfg["model"]["max_length"])
+    args = gradient_args(cfg["swift"]["gradients"], cfg["seed"], device, cfg["model"]["max_length"])
     states = pipeline_states(results)
     if not states:
         raise FileNotFoundError(f"{results}: no model states (run `make run` first, or give --results DIR)")
@@ -173,7 +176,7 @@ def bench_run_fidelity(results: Path, config: Path, n_eval: int = 128, out=print
         "scalar projections (goals: Pearson >= 0.95, engine/floor <= 1.5)")
     rows = []
     for name, sdir in states:
-        model, tok = load_model(sdir), load_tokenizer(state_tokenizer(sdir, results))
+        model, tok = load_model(sdir, device=device), load_tokenizer(state_tokenizer(sdir, results))
         ms = ModelState(sdir)
         adam = ms.preconditioner(cfg["swift"]["precondition"])
         r = {"state": name, "adam": adam is not None, **state_fidelity(model, tok, probes, n_strat, evals, args, adam)}
