@@ -48,15 +48,20 @@ def test_plan_counts_the_tiny_models_parameters_and_features_like_the_real_model
 
 
 def test_plan_flops_follow_the_study_shape(tiny_cfg, tiny_plan):
-    """Swift FLOPs = 6 N tokens (eval + probes) states; store = 4 bytes x rows x dim x states."""
+    """Swift FLOPs = 6 N tokens rows states, the eval set once (state_features) and each
+    study's probes, strategy and plain QA (probe_features); store = 4 bytes x rows x dim x states."""
     n = tiny_plan.attrs["n_params"]
     s = tiny_cfg["suite"]
-    rows = s["sizes"]["eval"] * len(s["tasks"]) * len(s["langs"]) + tiny_cfg["swift"]["n_probes"] * 2
+    rows = s["sizes"]["eval"] * len(s["tasks"]) * len(s["langs"])
+    probe_rows = 2 * tiny_cfg["swift"]["n_probes"] * 2  # 2 studies, each its probes and their QA matches
     states = 2  # base and step-3
     sf = row(tiny_plan, "state_features")
     assert sf["flops"] == pytest.approx(6.0 * n * TOKENS.eval * rows * states)
     assert sf["store_gb"] * 1e9 == pytest.approx(4.0 * rows * 512 * states)
     assert sf["jobs"] == tiny_cfg["swift"]["shards"]
+    pf = row(tiny_plan, "probe_features")
+    assert pf["flops"] == pytest.approx(6.0 * n * TOKENS.train * probe_rows * states)
+    assert pf["jobs"] == tiny_cfg["swift"]["shards"] * 2
     assert sf["seconds"] == pytest.approx(sf["flops"] / 1e9 + 10.0 * sf["jobs"])
     ft = row(tiny_plan, "finetune")
     assert ft["jobs"] == 5 * 2  # B, B+cot, ctrl+cot, B+corrupt, ctrl+corrupt; two seeds
@@ -64,10 +69,10 @@ def test_plan_flops_follow_the_study_shape(tiny_cfg, tiny_plan):
     totals = tiny_plan[tiny_plan["rule"] == "total"].set_index("side")
     assert ratio["flops"] == pytest.approx(totals.loc["validation", "flops"] / totals.loc["swift", "flops"])
     assert ratio["flops"] > 1  # retraining every model costs more than one gradient pass
-    # twice the eval examples: twice the swift FLOPs less the probes' share
+    # twice the eval examples: twice the eval features' FLOPs
     cfg2 = {**tiny_cfg, "suite": {**s, "sizes": {**s["sizes"], "eval": 2 * s["sizes"]["eval"]}}}
     sf2 = row(plan_study(cfg2, tokens=TOKENS, flops_per_s=1e9), "state_features")
-    assert sf2["flops"] / sf["flops"] == pytest.approx((2 * rows - 8) / rows)
+    assert sf2["flops"] / sf["flops"] == pytest.approx(2.0)  # the probes are their own rule's
 
 
 def test_plan_of_a_chinese_llama_2_7b_config(tmp_path):

@@ -107,8 +107,9 @@ def test_rerun_is_a_no_op_and_new_probes_rerun_the_swift_side_only(tiny_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
     proc = _snakemake(work, "-n", "--forcerun", "study_sets")
     rules = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
-    assert {"study_sets", "state_features", "score_study", "alignment"} <= rules
+    assert {"study_sets", "probe_features", "score_study", "alignment"} <= rules
     assert not rules & {"finetune", "warmup", "pretrain", "evaluate"}  # retraining does not depend on probes
+    assert "state_features" not in rules  # the eval features are computed once per state, not per study
 
 
 @pytest.mark.slow
@@ -273,3 +274,41 @@ def test_bad_config_key_stops_with_its_name(tmp_path):
     assert proc.returncode != 0
     assert "swift.gradients.engine" in proc.stderr + proc.stdout
     assert not (tmp_path / "results-tiny").exists()
+
+
+@pytest.mark.slow
+def test_split_feature_jobs_write_what_one_job_wrote(tiny_run):
+    """The eval features (state_features) and each study's probe features (probe_features) are
+    bit for bit what the single job that computed both with one loaded model wrote before the
+    split: recomputed here that way, at the jobs' thread count (half the cores, at least 1)."""
+    import numpy as np
+    import torch
+
+    from swift_study.data.records import read_jsonl
+    from swift_study.model.modeling import load_model
+    from swift_study.model.states import ModelState
+    from swift_study.model.tokenizer import load_tokenizer
+    from swift_study.pipeline.config import load_config
+    from swift_study.swift.features import eval_pairs, gradient_args
+    from swift_study.swift.gradients import featurize, open_features, shard_bounds
+
+    r = tiny_run
+    cfg = load_config(REPO / "config" / "tiny.yaml")
+    args = gradient_args(cfg["swift"]["gradients"], cfg["seed"], "cpu", cfg["model"]["max_length"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(CORES) // 2))
+    try:
+        sdir = r / "model/warmup/states/step-3"
+        model, tok = load_model(sdir), load_tokenizer(r / "model/tokenizer")
+        evals = eval_pairs(read_jsonl(r / "data/eval/qa.jsonl"), "answer", [])
+        probes = [(x.prompt, x.response) for x in read_jsonl(r / "data/studies/cot/probes.jsonl")]
+        for shard in range(2):
+            lo, hi = shard_bounds(len(evals), args, shard, 2)
+            ev = featurize(model, tok, evals[lo:hi], args, progress=False)  # eval first, then probes,
+            plo, phi = shard_bounds(len(probes), args, shard, 2)         # one model, as one job did
+            pr = featurize(model, tok, probes[plo:phi], args, adam=ModelState(sdir).adam(), progress=False)
+            d = r / f"swift/features/step-3/shard-{shard}-of-2"
+            np.testing.assert_array_equal(np.asarray(open_features(d / "eval.npy")), ev)
+            np.testing.assert_array_equal(np.asarray(open_features(d / "probes_cot/features.npy")), pr)
+    finally:
+        torch.set_num_threads(threads)

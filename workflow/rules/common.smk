@@ -109,10 +109,18 @@ def state_input(wildcards):
     return state_requirement(wildcards.state)
 
 
+def probe_feature_dir(state, study, shard):
+    """The folder of one study's probe features at one state and shard (its own manifest)."""
+    return f"{FEATURES.format(state=state, shard=shard)}/probes_{study}"
+
+
 def feature_paths(name):
     """Every shard of feature store ``name`` (``eval``, ``probes_<study>``) of every model
     state, state by state, shards in order."""
-    return [f"{FEATURES.format(state=s, shard=i)}/{name}.npy" for s in STATES for i in range(SHARDS)]
+    if name == "eval":
+        return [f"{FEATURES.format(state=s, shard=i)}/eval.npy" for s in STATES for i in range(SHARDS)]
+    study = name[len("probes_"):]
+    return [f"{probe_feature_dir(s, study, i)}/features.npy" for s in STATES for i in range(SHARDS)]
 
 
 def eval_target_files(wildcards=None):
@@ -123,20 +131,11 @@ def eval_target_files(wildcards=None):
     return [f"{R}/data/eval/{SWIFT['eval_target'].split(':', 1)[1]}.jsonl"]
 
 
-def shard_feature_outputs(ext):
-    """One shard's feature files (``npy`` stores or ``json`` sidecars) at every model
-    state, ``{shard}`` left as the wildcard: state by state, eval then each study's probes;
-    ``manifest``: the checksums file of each state's shard directory, state by state."""
-    if ext == "manifest":
-        return [f"{FEATURES.format(state=state, shard='{shard}')}/checksums.sha256" for state in STATES]
-    return [f"{FEATURES.format(state=state, shard='{shard}')}/{name}.{ext}"
-            for state in STATES for name in ["eval"] + [f"probes_{study}" for study in STUDIES]]
-
-
 def swift_benchmark_files():
     """The benchmark files of this configuration's swift jobs (the cost table's swift side;
     files of other configurations left in the folder do not count)."""
     return [f"{R}/benchmarks/swift/state_features/shard-{i}.tsv" for i in range(SHARDS)] \
+        + [f"{R}/benchmarks/swift/probe_features/{s}/shard-{i}.tsv" for s in STUDIES for i in range(SHARDS)] \
         + [f"{R}/benchmarks/swift/score_study.tsv"]
 
 

@@ -1,31 +1,27 @@
 # The swift study: per-example gradients at every model state, inflows, RelInf.
-# One job per shard (swift.shards) computes, at every model state, the gradient
-# features of its share of the eval set and of every study's probes; scoring a study
-# reads all shards of all states.
+# The eval set's features are computed once per state (state_features, one job per shard:
+# one library import for all states); each study's probe features are their own job
+# (probe_features, per study and shard), so adding, removing or editing a study reruns only
+# its probe features and the tables downstream. Scoring reads all shards of all states.
 
 rule state_features:
-    """Gradient features of one shard at every model state: its share of the eval
-    examples and of every study's probes (one job per shard: one library import for
-    all states and studies; `swift.shards: N` fans the states' work out over N jobs)."""
+    """Gradient features of one shard of the eval set at every model state."""
     input:
         states=list(dict.fromkeys(state_requirement(s) for s in STATES)),
         tokenizer=tokenizer_dir(),
         eval=f"{R}/data/eval/qa.jsonl",
         target=eval_target_files(),
-        probes=expand(f"{R}/data/studies/{{study}}/probes.jsonl", study=STUDIES),
     output:
-        features=shard_feature_outputs("npy"),  # state by state: eval, then each study's probes
-        meta=shard_feature_outputs("json"),
-        manifests=shard_feature_outputs("manifest"),  # checksums.sha256 of each state's shard directory
+        features=[f"{FEATURES.format(state=s, shard='{shard}')}/eval.npy" for s in STATES],
+        meta=[f"{FEATURES.format(state=s, shard='{shard}')}/eval.json" for s in STATES],
+        manifests=[f"{FEATURES.format(state=s, shard='{shard}')}/checksums.sha256" for s in STATES],
     params:
         states=STATES,
         state_dirs=[state_dir(s) for s in STATES],
         shard=lambda w: int(w.shard),
         n_shards=SHARDS,
-        studies=STUDIES,
         gradients=SWIFT["gradients"],
         eval_target=SWIFT["eval_target"],
-        precondition=SWIFT["precondition"],
         max_length=config["model"]["max_length"],
         seed=config["seed"],
         device=config["device"],
@@ -41,6 +37,41 @@ rule state_features:
         "../../envs/swift.yaml"
     script:
         "../scripts/state_features.py"
+
+
+rule probe_features:
+    """Gradient features of one shard of one study's probes (strategy + matched plain QA) at
+    every model state, Adam-preconditioned where the run preconditions (LESS)."""
+    input:
+        states=list(dict.fromkeys(state_requirement(s) for s in STATES)),
+        tokenizer=tokenizer_dir(),
+        probes=f"{R}/data/studies/{{study}}/probes.jsonl",
+    output:
+        features=[probe_feature_dir(s, "{study}", "{shard}") + "/features.npy" for s in STATES],
+        meta=[probe_feature_dir(s, "{study}", "{shard}") + "/features.json" for s in STATES],
+        manifests=[probe_feature_dir(s, "{study}", "{shard}") + "/checksums.sha256" for s in STATES],
+    params:
+        states=STATES,
+        state_dirs=[state_dir(s) for s in STATES],
+        shard=lambda w: int(w.shard),
+        n_shards=SHARDS,
+        gradients=SWIFT["gradients"],
+        precondition=SWIFT["precondition"],
+        max_length=config["model"]["max_length"],
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        f"{R}/logs/probe_features/{{study}}/shard-{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/swift/probe_features/{{study}}/shard-{{shard}}.tsv"
+    priority: 5
+    threads: shared_threads
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/swift.yaml"
+    script:
+        "../scripts/probe_features.py"
 
 
 rule score_study:

@@ -49,13 +49,14 @@ CHARS_PER_TOKEN = 1.0
 #: sustained FLOP/s of a small CPU job (float32, 1-2 cores; small matrices)
 CPU_FLOPS_PER_S = 1.0e10
 #: the rules of each side of the study (benchmark file folders in parentheses)
-SIDES = {"shared": ("pretrain", "warmup"), "swift": ("state_features",),
+SIDES = {"shared": ("pretrain", "warmup"), "swift": ("state_features", "probe_features"),
          "validation": ("finetune",), "budget": ("budget_features", "budget_embeddings", "budget_train")}
 #: benchmark file of each planned rule, relative to the results folder (glob)
 BENCHMARK_GLOBS = {
     "pretrain": "benchmarks/pretrain.tsv",
     "warmup": "benchmarks/warmup.tsv",
     "state_features": "benchmarks/swift/state_features/*.tsv",
+    "probe_features": "benchmarks/swift/probe_features/*/*.tsv",
     "finetune": "benchmarks/validation/finetune/*.tsv",
     "budget_features": "benchmarks/budget/features/*.tsv",
     "budget_embeddings": "benchmarks/budget/embeddings.tsv",
@@ -277,16 +278,23 @@ def _shared_rows(pc: _PlanContext) -> list[dict[str, Any]]:
 
 
 def _swift_rows(pc: _PlanContext) -> list[dict[str, Any]]:
-    """Gradient features of every eval example and probe at every state."""
+    """Gradient features at every state: of the eval set once (``state_features``, one job
+    per shard), and of each study's probes (``probe_features``, one job per study and shard:
+    what one more strategy costs)."""
     n, sw = pc.n, pc.cfg["swift"]
     sub, dim = gradient_subset(pc.cfg, pc.hf, sw["gradients"])
-    n_feat = int(pc.sizes["eval"]) * pc.tl + int(sw["n_probes"]) * len(pc.studies)
+    n_eval = int(pc.sizes["eval"]) * pc.tl
+    n_probe = 2 * int(sw["n_probes"])  # the strategy probes and their matched plain-QA probes
     chunk = int(sw["gradients"]["chunk_size"])
     adam = 8.0 * sub if sw.get("precondition", "none") == "adam" else 0.0
-    mem = 4.0 * n + adam + _activation_bytes(pc.shape, chunk, pc.tok.eval) + 4.0 * chunk * dim
+    act = _activation_bytes(pc.shape, chunk, pc.tok.eval) + 4.0 * chunk * dim
     shards = int(sw.get("shards", 1))
-    return [pc.row("swift", "state_features", shards, sub, dim, 4.0 * n_feat * dim * len(pc.states),
-                   6.0 * n * pc.tok.eval * n_feat * len(pc.states), mem)]
+    k = len(pc.states)
+    return [pc.row("swift", "state_features", shards, sub, dim, 4.0 * n_eval * dim * k,
+                   6.0 * n * pc.tok.eval * n_eval * k, 4.0 * n + act),
+            pc.row("swift", "probe_features", shards * len(pc.studies), sub, dim,
+                   4.0 * n_probe * len(pc.studies) * dim * k, 6.0 * n * pc.tok.train * n_probe * len(pc.studies) * k,
+                   4.0 * n + adam + act)]
 
 
 def _validation_rows(pc: _PlanContext) -> list[dict[str, Any]]:
