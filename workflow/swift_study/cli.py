@@ -9,6 +9,8 @@
     swift-study replicate --seeds S1 S2 S3 [--preset P] [--root DIR] [--reuse S=DIR] [snakemake arguments...]
     swift-study plan [--preset P] [--configfile FILE ...] [--model-config DIR] [--flops-per-s X]
                      [--compare-benchmarks RESULTS_DIR]
+    swift-study ask STRATEGY [--results DIR] [--in-task TASK ...] [--n-probes N] [--out FILE]
+                    [--preset P] [--configfile FILE ...] [--threads N]
 
 ``run`` calls Snakemake on the project's ``Snakefile`` with ``--cores all`` (unless
 given) and the preset's config file; every other argument goes to Snakemake
@@ -30,6 +32,12 @@ repairs it (:mod:`swift_study.pipeline.verify`); exit 1 if anything is wrong.
 (parameters touched, feature dimension, store sizes, FLOPs, peak memory, GPU-hours),
 building the model from ``config.json`` on the meta device (:mod:`swift_study.pipeline.planner`);
 ``--compare-benchmarks`` sets the estimates beside a finished run's benchmark files.
+
+``ask`` scores one strategy (a JSONL file of probes with their matched plain-QA probes, or
+a format name / ``module:function`` rendered on the run's probe queries) on a finished run:
+only the probes' gradient features, against the run's stored eval features, then the
+verdict per cell, the rank among the run's studies and a calibrated Delta_ctrl
+(:mod:`swift_study.ask`); exit 1 on bad input.
 
 ``replicate`` runs the whole study once per seed (``--config seed=S results=ROOT/seed-S``,
 one after the other; ``--reuse S=DIR`` takes a finished results directory instead) and
@@ -117,8 +125,8 @@ def describe_model(model_dir: str) -> str:
             f"{len(tok)} tokens, bos {tok.bos_token!r}, eos {tok.eos_token!r}, pad {tok.pad_token!r}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``swift-study`` console script."""
+def build_parser() -> argparse.ArgumentParser:
+    """The ``swift-study`` argument parser, every sub-command."""
     parser = argparse.ArgumentParser(prog="swift-study", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the Snakemake workflow (extra arguments go to snakemake)")
@@ -161,6 +169,30 @@ def main(argv: list[str] | None = None) -> int:
                            "(models up to 2e8 parameters), and plan with them")
     plan.add_argument("--compare-benchmarks", default=None, metavar="RESULTS_DIR",
                       help="a finished run's results folder: estimates beside its benchmark files")
+    add_ask_parser(sub)
+    return parser
+
+
+def add_ask_parser(sub) -> None:
+    """The ``ask`` sub-command's arguments."""
+    ask = sub.add_parser("ask", help="will a strategy help? score it on a finished run in seconds")
+    ask.add_argument("strategy", help="a JSONL file of strategy probes with their matched qa records, "
+                                      "or a strategy: a format name or module:function")
+    ask.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    ask.add_argument("--configfile", nargs="+", default=[], help="the run's config files, merged over the preset")
+    ask.add_argument("--results", default=None, help="the run's results folder (default: the config's results)")
+    ask.add_argument("--in-task", nargs="+", default=None, metavar="TASK",
+                     help="the in-task tasks (default for a JSONL file: its probes' tasks)")
+    ask.add_argument("--n-probes", type=int, default=None, metavar="N",
+                     help="probes to draw (default: all of a JSONL file; swift.n_probes for a strategy)")
+    ask.add_argument("--threads", type=int, default=None,
+                     help="torch threads (default: those of the run's state_features job, for identical features)")
+    ask.add_argument("--out", default=None, metavar="FILE", help="also write FILE.md, FILE.json and FILE.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``swift-study`` console script."""
+    parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     set_offline()
     from .core.errors import SwiftStudyError
@@ -210,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "replicate":
         return replicate(args, extra)
+    if args.command == "ask":
+        return ask_command(args) if not extra else parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "verify":
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -219,6 +253,37 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return plan_command(args)
     return subprocess.call([sys.executable, str(ROOT / "benchmarks" / "bench_gradients.py"), *extra])
+
+
+def ask_command(args: argparse.Namespace) -> int:
+    """``swift-study ask``: print the answer for a strategy (and write it with ``--out``); 1 on bad input."""
+    import time
+
+    from transformers.utils import logging as hf_logging
+
+    from .ask import answer_markdown, ask, out_paths, run_threads, write_answer
+    from .core.errors import SwiftStudyError
+
+    start = time.perf_counter()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars, once per model state
+    try:
+        if args.out:
+            out_paths(args.out)  # a missing folder stops before any work
+        cfg = merged_config(args.preset, args.configfile)
+        threads = args.threads or run_threads(args.results or cfg["results"])
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        answer = ask(args.strategy, cfg, args.results, args.in_task, args.n_probes)
+        print(answer_markdown(answer), end="")
+        print(f"(answered in {time.perf_counter() - start:.1f} s)", flush=True)
+        for path in write_answer(answer, args.out) if args.out else []:
+            print(f"wrote {path}")
+    except SwiftStudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def verify(args: argparse.Namespace) -> int:
