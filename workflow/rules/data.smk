@@ -10,8 +10,8 @@ rule generate_suite:
     params:
         seed=config["seed"],
         suite=config["suite"],
-        studies=config["studies"],
-        local_dir=LOCAL_MODEL,
+        strategies=STRATEGIES,  # the formats the suite renders (not the studies: a new study of a known
+        local_dir=LOCAL_MODEL,  # strategy leaves the suite, and so every model, as it is)
         partition=PARTITION,  # the shipped model's leakage rule: a changed rule redraws the suite
         out_dir=lambda wildcards, output: str(Path(output.pretrain).parent),
     log:
