@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE=1
 export HF_DATASETS_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 
-.PHONY: run test test-disk-full bench setup dry-run report clean check docs figures check-report chromium test-slurm plan
+.PHONY: run test test-disk-full bench setup dry-run report clean check docs figures check-report chromium test-slurm plan fuzz
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ test: setup
 # needs root to mount it (`make test` skips these tests otherwise, saying so)
 test-disk-full: setup
 	$(PY) -m pytest -q -rs tests/test_faults.py
+
+# the property-based tests of tests/test_fuzz.py with many more examples per test than
+# `make test` tries (profile "fuzz"; FUZZ_EXAMPLES=N sets how many): mutated user records
+# and configs must load or fail naming file:line or the config key
+FUZZ_EXAMPLES ?= 3000
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q --hypothesis-show-statistics \
+	  tests/test_fuzz.py
 
 bench: setup
 	$(PY) benchmarks/bench_gradients.py

@@ -139,6 +139,26 @@ def check_user_records(cfg: Mapping[str, Any], tok: Any = None) -> None:
                                 "token can hold; shorten it or raise the key")
 
 
+def check_user_files(cfg: Mapping[str, Any]) -> None:
+    """Every file of ``suite.user_data`` is there (before its lines are read)."""
+    for path in cfg["suite"].get("user_data", []):
+        if not Path(path).is_file():
+            shown = path if str(path).isprintable() else repr(path)
+            what = "a directory, not a JSONL file" if Path(path).is_dir() else "no such file"
+            raise ConfigError(f"config key suite.user_data: {shown}: {what}")
+
+
+def check_tasks(cfg: Mapping[str, Any], user: Sequence[Record]) -> None:
+    """Every name in ``suite.tasks`` is a built-in task or the task of a user record."""
+    from ..data.tasks import TASKS
+
+    own = {r.task for r in user}
+    for task in cfg["suite"]["tasks"]:
+        if task not in TASKS and task not in own:
+            raise ConfigError(f"config key suite.tasks: {task!r} is neither a built-in task {sorted(TASKS)} nor the "
+                              "task of a record in suite.user_data")
+
+
 def check_leakage(cfg: Mapping[str, Any], user: Sequence[Record]) -> None:
     """No user record (nor built-in one: the suite draws the runs' side) may hold a query the
     local base model was pretrained on (:mod:`swift_study.data.partition`)."""
@@ -182,15 +202,17 @@ def startup_checks(cfg: Mapping[str, Any]) -> None:
     """Every check above: the configuration's own first (cheap), then the local model
     directory, before anything loads from it (its tokenizer counts the user records'
     tokens), then the user data, strategies and probe pools."""
-    from ..data.suite import load_user_records
+    from ..data.records import read_jsonl_files
 
     check_arch(cfg["model"]["arch"])
     check_vocab_size(cfg)
     check_device(cfg["device"])
     local_dir = cfg["model"].get("local_dir")
     tok = check_local_model(local_dir) if local_dir else None
-    user = load_user_records(cfg["suite"].get("user_data", []))  # every line of every file validated
+    check_user_files(cfg)
+    user = read_jsonl_files(cfg["suite"].get("user_data", []))  # every line of every file validated
     check_user_records(cfg, tok)
+    check_tasks(cfg, user)
     check_user_strategies(cfg)
     check_probe_pools(cfg, user)
     if local_dir:
