@@ -138,6 +138,27 @@ def test_forcerun_of_the_producer_lets_the_repair_run():
     assert not rebuilt_by(f, frozenset({"state_features", FEATURES}))
 
 
+def test_a_deleted_output_is_left_to_snakemake_a_file_deleted_inside_one_is_not(tmp_path, monkeypatch):
+    """Deleting an output to have it rebuilt stays possible; a model state's weights deleted
+    inside its directory output (which Snakemake cannot see) stop the run."""
+    from swift_study.core.manifest import write_manifest
+    from swift_study.pipeline.verify import check_results_at_start
+
+    monkeypatch.chdir(tmp_path)
+    scores, state = Path("res/scores"), Path("res/model/warmup/states/step-3")
+    for d, name in ((scores, "cot.csv"), (state, "model.safetensors")):
+        d.mkdir(parents=True)
+        (d / name).write_text("x")
+    write_manifest(scores, [scores / "cot.csv"], rule="score_study", target=str(scores / "cot.csv"))
+    write_manifest(state, rule="warmup", target="res/model/warmup")
+    (scores / "cot.csv").unlink()
+    assert check_results_at_start({"results": "res"}, [], main=True) >= 0
+    (state / "model.safetensors").unlink()
+    with pytest.raises(DataError, match=r"(?s)missing: res/model/warmup/states/step-3/model.safetensors.*"
+                                        r"--forcerun res/model/warmup"):
+        check_results_at_start({"results": "res"}, [], main=True)
+
+
 def test_switch_is_taken_out_of_the_config_and_jobs_check_nothing(tmp_path, monkeypatch):
     from swift_study.core.manifest import write_manifest
     from swift_study.pipeline.verify import check_results_at_start

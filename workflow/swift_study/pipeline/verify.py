@@ -190,6 +190,16 @@ def rebuilt_by(finding: Finding, forced: frozenset[str]) -> bool:
     return any(f == finding.rule or _same_path(f, finding.target) for f in forced)
 
 
+def seen_by_snakemake(finding: Finding) -> bool:
+    """Is ``finding`` a missing file that Snakemake itself rebuilds? A deleted output is
+    (the user may delete one to have it rebuilt); a file deleted inside a directory output
+    (a model state's weights) is not, nor is a changed one (its timestamp says nothing)."""
+    if finding.kind != "missing":
+        return False
+    path, target = (Path(os.path.abspath(p)) for p in (finding.path, finding.target))
+    return target not in path.parents
+
+
 def results_findings(results: str | Path, cache: str | Path = VERIFIED_CACHE) -> tuple[list[Finding], float]:
     """:func:`manifest_findings` of ``results`` with the ``cache`` of files verified by
     earlier runs (a file whose size and modification time did not change is not hashed
@@ -207,7 +217,8 @@ def check_results_at_start(cfg: MutableMapping[str, Any], argv: Sequence[str], m
     results folder, before Snakemake schedules anything. Takes the switch
     (:data:`SWITCH`) out of ``cfg``; checks nothing in a job's own process (``main``
     false), when switched off, under an option that runs no job, or with ``--forceall``.
-    Findings that ``--forcerun`` rebuilds are left to the run. Raises
+    Findings that ``--forcerun`` rebuilds, and deleted outputs (which Snakemake sees), are
+    left to the run. Raises
     :class:`~swift_study.core.errors.DataError` naming every damaged file with the
     ``snakemake --forcerun`` that repairs it; returns the seconds the check took, ``None``
     when it did not run."""
@@ -220,7 +231,7 @@ def check_results_at_start(cfg: MutableMapping[str, Any], argv: Sequence[str], m
     if not run.schedules or run.forceall:
         return None
     findings, seconds = results_findings(cfg["results"])
-    findings = [f for f in findings if not rebuilt_by(f, run.forced)]
+    findings = [f for f in findings if not rebuilt_by(f, run.forced) and not seen_by_snakemake(f)]
     if findings:
         raise DataError(f"the results folder {cfg['results']} is not what the workflow wrote (checked before "
                         f"scheduling any job; switch off with --config {SWITCH}=False):\n"
