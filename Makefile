@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE=1
 export HF_DATASETS_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 
-.PHONY: run test test-gpu test-disk-full bench setup dry-run report clean check docs figures check-report chromium test-slurm plan
+.PHONY: run test test-gpu test-disk-full bench setup dry-run report clean check docs figures check-report chromium test-slurm plan fuzz
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ test-disk-full: setup
 # plan --calibrate on the GPU; at most 8 minutes on one GPU; skips (exit 0) without one
 test-gpu: setup
 	$(PY) tests/gpu/check_gpu.py
+
+# the property-based tests of tests/test_fuzz.py with many more examples per test than
+# `make test` tries (profile "fuzz"; FUZZ_EXAMPLES=N sets how many): mutated user records
+# and configs must load or fail naming file:line or the config key
+FUZZ_EXAMPLES ?= 3000
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q --hypothesis-show-statistics \
+	  tests/test_fuzz.py
 
 bench: setup
 	$(PY) benchmarks/bench_gradients.py

@@ -15,6 +15,7 @@ from swift_study.core.errors import SwiftStudyError
 from swift_study.core.offline import set_offline
 from swift_study.data.partition import run_partition
 from swift_study.core.runlock import hold_run_lock
+from swift_study.pipeline.verify import check_results_at_start
 from swift_study.model.states import resolve_headline_state, resolve_start_state, resolve_state, state_names, state_path, state_producer
 
 set_offline()
@@ -24,6 +25,8 @@ try:
         hold_run_lock(".snakemake")  # a second run in this directory stops here, naming the first
     _validated = validate_config(config)
     startup_checks(_validated)
+    # every checksum manifest below the results folder, before anything is scheduled
+    check_results_at_start(_validated, sys.argv[1:], main=workflow.is_main_process)
 except SwiftStudyError as _exc:
     raise WorkflowError(str(_exc)) from None
 config.clear()

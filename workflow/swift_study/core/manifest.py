@@ -157,6 +157,35 @@ def check_manifest(root: str | Path, names: Sequence[str] | None = None) -> list
     return problems
 
 
+def load_verified(cache: str | Path) -> int:
+    """Add the files an earlier process verified (``cache``, written by
+    :func:`save_verified`) to this process's verified set, so that a file with the same
+    size, modification time and recorded sha256 is not hashed again; returns how many.
+    A missing or unreadable cache adds nothing (everything is hashed)."""
+    try:
+        rows = json.loads(Path(cache).read_text(encoding="utf-8"))
+        keys = {(str(p), int(size), int(mtime), str(digest)) for p, size, mtime, digest in rows}
+    except (OSError, ValueError, TypeError):
+        return 0
+    _VERIFIED.update(keys)
+    return len(keys)
+
+
+def save_verified(cache: str | Path) -> int:
+    """Write the verified files that are still as they were verified (same size and
+    modification time) to ``cache``, atomically; returns how many."""
+    rows = []
+    for key in sorted(_VERIFIED):
+        try:
+            st = os.stat(key[0])
+        except OSError:
+            continue
+        if (st.st_size, st.st_mtime_ns) == key[1:3]:
+            rows.append(list(key))
+    atomic_write_text(cache, json.dumps(rows))
+    return len(rows)
+
+
 def verify_manifest(root: str | Path, rebuild: str | None = None, names: Sequence[str] | None = None) -> bool:
     """Check ``root``'s files against its manifest (only ``names`` if given).
 

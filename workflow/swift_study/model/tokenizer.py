@@ -51,11 +51,22 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | Path,
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     """Load a tokenizer directory (ours or a local Hugging Face model's), offline.
 
-    Ensures a pad token exists (falls back to EOS, as is usual for Llama).
+    Ensures a pad token exists (falls back to EOS, as is usual for Llama). A missing
+    directory (which transformers would read as a hub id) or one whose tokenizer does not
+    load is a :class:`~swift_study.core.errors.DataError` naming the directory.
     """
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    from ..core.errors import DataError
+
+    path = Path(path)
+    if not path.is_dir():  # never let transformers read a missing local path as a hub id
+        raise DataError(f"{path}: no such tokenizer directory")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - e.g. no tokenizer files: name the directory
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise DataError(f"{path}: cannot load the tokenizer ({type(exc).__name__}: {first})") from exc
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok

@@ -36,8 +36,10 @@ def check_arch(arch: Mapping[str, Any]) -> None:
                           f"num_heads {arch['num_heads']}")
 
 
-def check_local_model(local_dir: str | Path) -> None:
-    """A local model directory has a config, weights and a tokenizer whose vocabulary fits the embedding."""
+def check_local_model(local_dir: str | Path) -> Any:
+    """A local model directory has a config, weights and a tokenizer whose vocabulary fits
+    the embedding, and its files match its checksums (when it has them); returns its
+    tokenizer, loaded only once the files are there and intact."""
     d = Path(local_dir)
     key = "config key model.local_dir"
     if not d.is_dir():
@@ -53,19 +55,24 @@ def check_local_model(local_dir: str | Path) -> None:
         raise ConfigError(f"{key}: {d} has no " + ", no ".join(missing))
     try:
         cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{key}: {d / 'config.json'}: unreadable ({exc})") from exc
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{key}: {d / 'config.json'}: not a JSON object")
+    verify_model_dir(d)  # a truncated file is named with its repair, before anything reads it
     from ..model.tokenizer import load_tokenizer
 
     try:
         tok = load_tokenizer(d)
     except Exception as exc:  # noqa: BLE001 - any loader failure is reported with the directory
-        raise ConfigError(f"{key}: {d}: the tokenizer does not load ({type(exc).__name__}: {exc})") from exc
+        cause = exc.__cause__ or exc  # load_tokenizer's DataError wraps what transformers raised
+        first = (str(cause).strip().splitlines() or [""])[0]
+        raise ConfigError(f"{key}: {d}: the tokenizer does not load ({type(cause).__name__}: {first})") from exc
     n_embed = cfg.get("vocab_size")
     if n_embed is not None and len(tok) > int(n_embed):
         raise ConfigError(f"{key}: {d}: the tokenizer has {len(tok)} tokens but the model's embedding has "
                           f"{n_embed} (config.json vocab_size)")
-    verify_model_dir(d)
+    return tok
 
 
 def verify_model_dir(d: str | Path) -> bool:
@@ -102,20 +109,18 @@ def check_vocab_size(cfg: Mapping[str, Any]) -> None:
                           f"use a few hundred more (tiny preset: 400, default: 1200)")
 
 
-def check_user_records(cfg: Mapping[str, Any]) -> None:
+def check_user_records(cfg: Mapping[str, Any], tok: Any = None) -> None:
     """Every user record names a task of ``suite.tasks`` and fits ``model.max_length``: with
-    the local model's tokenizer exactly, else by length in characters (a record longer than
+    the local model's tokenizer exactly (``tok``, else loaded through
+    :func:`check_local_model`), else by length in characters (a record longer than
     ``max_length`` x :data:`MAX_CHARS_PER_TOKEN` characters cannot fit any tokenizer trained
     here). Errors name ``file:line``, the record and the config key."""
     from ..data.records import iter_jsonl_lines
 
     tasks = set(cfg["suite"]["tasks"])
     max_length = int(cfg["model"]["max_length"])
-    tok = None
-    if cfg["model"].get("local_dir"):
-        from ..model.tokenizer import load_tokenizer
-
-        tok = load_tokenizer(cfg["model"]["local_dir"])
+    if tok is None and cfg["model"].get("local_dir"):
+        tok = check_local_model(cfg["model"]["local_dir"])  # never load from an unchecked directory
     for path in cfg["suite"].get("user_data", []):
         for where, rec in iter_jsonl_lines(path):
             if rec.task not in tasks:
@@ -132,6 +137,26 @@ def check_user_records(cfg: Mapping[str, Any]) -> None:
                 raise DataError(f"{where}: record {rec.id!r} has {len(text)} characters, more than config key "
                                 f"model.max_length ({max_length} tokens) x {MAX_CHARS_PER_TOKEN} characters per "
                                 "token can hold; shorten it or raise the key")
+
+
+def check_user_files(cfg: Mapping[str, Any]) -> None:
+    """Every file of ``suite.user_data`` is there (before its lines are read)."""
+    for path in cfg["suite"].get("user_data", []):
+        if not Path(path).is_file():
+            shown = path if str(path).isprintable() else repr(path)
+            what = "a directory, not a JSONL file" if Path(path).is_dir() else "no such file"
+            raise ConfigError(f"config key suite.user_data: {shown}: {what}")
+
+
+def check_tasks(cfg: Mapping[str, Any], user: Sequence[Record]) -> None:
+    """Every name in ``suite.tasks`` is a built-in task or the task of a user record."""
+    from ..data.tasks import TASKS
+
+    own = {r.task for r in user}
+    for task in cfg["suite"]["tasks"]:
+        if task not in TASKS and task not in own:
+            raise ConfigError(f"config key suite.tasks: {task!r} is neither a built-in task {sorted(TASKS)} nor the "
+                              "task of a record in suite.user_data")
 
 
 def check_leakage(cfg: Mapping[str, Any], user: Sequence[Record]) -> None:
@@ -174,17 +199,22 @@ def check_probe_pools(cfg: Mapping[str, Any], user: Sequence[Record]) -> None:
 
 
 def startup_checks(cfg: Mapping[str, Any]) -> None:
-    """Every check above, in order of cost (cheap first)."""
-    from ..data.suite import load_user_records
+    """Every check above: the configuration's own first (cheap), then the local model
+    directory, before anything loads from it (its tokenizer counts the user records'
+    tokens), then the user data, strategies and probe pools."""
+    from ..data.records import read_jsonl_files
 
     check_arch(cfg["model"]["arch"])
     check_vocab_size(cfg)
     check_device(cfg["device"])
-    user = load_user_records(cfg["suite"].get("user_data", []))  # every line of every file validated
-    check_user_records(cfg)
+    local_dir = cfg["model"].get("local_dir")
+    tok = check_local_model(local_dir) if local_dir else None
+    check_user_files(cfg)
+    user = read_jsonl_files(cfg["suite"].get("user_data", []))  # every line of every file validated
+    check_user_records(cfg, tok)
+    check_tasks(cfg, user)
     check_user_strategies(cfg)
     check_probe_pools(cfg, user)
-    if cfg["model"].get("local_dir"):
-        check_local_model(cfg["model"]["local_dir"])
+    if local_dir:
         check_leakage(cfg, user)
 

@@ -115,7 +115,38 @@ def validate_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
             if name not in difficulty_params(task):
                 raise ConfigError(f"config key suite.difficulty.{task}.{name}: unknown parameter; "
                                   f"{task} has {sorted(difficulty_params(task))}")
+        check_difficulty(task, params)
     return out
+
+
+#: The largest value of any difficulty parameter: 100 digits or letters (or a word
+#: problem's start value) are far beyond what this study's models learn, and larger
+#: values only make the query generator slow (a billion digits would never finish).
+DIFFICULTY_MAX = 100
+#: Queries drawn to try a task's difficulty (a contradiction such as ``min_len > max_len``
+#: fails on the first; ``max_len`` beyond the alphabet on some draw, nearly surely).
+DIFFICULTY_TRIALS = 500
+
+
+def check_difficulty(task: str, params: Mapping[str, int]) -> None:
+    """``suite.difficulty.<task>``'s values are ones the task's generator accepts: each at
+    most :data:`DIFFICULTY_MAX`, and :data:`DIFFICULTY_TRIALS` queries drawn with them
+    (a fixed seed; milliseconds) raise nothing. Raises :class:`ConfigError` naming the key."""
+    import random
+
+    from ..data.tasks import TASKS
+
+    for name, value in params.items():
+        if int(value) > DIFFICULTY_MAX:
+            raise ConfigError(f"config key suite.difficulty.{task}.{name}: {value} is beyond any task's range "
+                              f"(at most {DIFFICULTY_MAX})")
+    rng = random.Random(0)
+    try:
+        for _ in range(DIFFICULTY_TRIALS):
+            TASKS[task](rng, "en", **params)
+    except Exception as exc:  # noqa: BLE001 - whatever the generator raises, these values caused it
+        raise ConfigError(f"config key suite.difficulty.{task}: {dict(params)} cannot generate {task} queries "
+                          f"({type(exc).__name__}: {exc})") from exc
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -129,7 +160,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
         problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise ConfigError(f"{where}: not valid YAML: {problem}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: cannot read config (nested too deeply)") from exc
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8, an integer too long to convert
         raise ConfigError(f"{path}: cannot read config ({exc})") from exc
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: top level must be a mapping of config keys")
