@@ -618,12 +618,10 @@ def test_found_user_data_that_is_not_a_file_names_the_key(tmp_path):
         read_jsonl("a\x00b")
 
 
-@pytest.mark.xfail(strict=True, raises=ConfigError, reason="swift_study/data/suite.py generate_builtin generates every name of "
-                                       "suite.tasks, a user's own task too; it should skip names not in TASKS "
-                                       "(outside this change's files: see the issue 32 report)")
 def test_found_a_users_own_task_breaks_the_builtin_suite(tmp_path):
     """docs/data-format.md: add your own task's name to ``suite.tasks``. The start-up
-    checks pass, then the suite's job fails with "config key suite.sizes: unknown task"."""
+    checks passed, then the suite's job failed with "config key suite.sizes: unknown task"
+    (found by the fuzz tests; the built-in suite now generates only built-in tasks)."""
     from swift_study.data.suite import build_suite
     from swift_study.pipeline.checks import startup_checks
     from swift_study.pipeline.config import validate_config

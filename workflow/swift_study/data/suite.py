@@ -20,9 +20,9 @@ from typing import Any, Iterable, Mapping
 from ..core.errors import ConfigError, DataError
 from .formats import BUILTIN_FORMATS, format_registry, render
 from .partition import check_no_leakage, run_partition
-from .records import Record, read_jsonl, write_jsonl
+from .records import Record, read_jsonl_files, write_jsonl
 from .study import Study
-from .tasks import Query, generate_queries
+from .tasks import TASKS, Query, generate_queries
 
 #: Order in which a task's distinct queries are dealt out; ``pretrain`` comes last and
 #: takes what is left (up to its size) when a small task's query space runs out.
@@ -121,7 +121,7 @@ def generate_builtin(cfg: Mapping[str, Any]) -> tuple[list[str], list[Record]]:
     }
     texts: list[str] = []
     records: list[Record] = []
-    for task in suite["tasks"]:
+    for task in [t for t in suite["tasks"] if t in TASKS]:  # a user's own task comes from their records
         for lang in suite["langs"]:
             for split, chunk in split_queries(cfg, task, lang).items():
                 if split == "pretrain":
@@ -145,19 +145,9 @@ def generate_builtin(cfg: Mapping[str, Any]) -> tuple[list[str], list[Record]]:
 
 
 def load_user_records(paths: Iterable[str | Path]) -> list[Record]:
-    """Read and validate the user's JSONL files (errors name file:line)."""
-    out: list[Record] = []
-    seen: dict[str, str] = {}
-    for path in paths:
-        recs = read_jsonl(path)
-        if not recs:
-            raise DataError(f"{path}: no records")
-        for rec in recs:
-            if rec.id in seen:
-                raise DataError(f"{path}: id {rec.id!r} already defined in {seen[rec.id]}")
-            seen[rec.id] = str(path)
-            out.append(rec)
-    return out
+    """Read and validate the user's JSONL files (errors name file:line; an id repeated across
+    files names both places): :func:`~.records.read_jsonl_files`."""
+    return read_jsonl_files(paths)
 
 
 def check_suite(records: list[Record], cfg: Mapping[str, Any]) -> None:
