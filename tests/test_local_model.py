@@ -99,7 +99,7 @@ def test_whole_tiny_chain_on_the_local_model_with_lora_states(llama_dir, tmp_pat
     in the tiny preset's own chain, tests/test_workflow.py: one run covers both paths here.)"""
     import pandas as pd
 
-    from swift_study.swift.influence import load_state_npz
+    from swift_study.swift.state_scores import load_state_npz
     from swift_study.core.offline import offline_env
 
     repo = __import__("pathlib").Path(__file__).resolve().parents[1]

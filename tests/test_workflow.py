@@ -44,10 +44,20 @@ def test_every_output_with_sane_contents(tiny_run):
                  "alignment/league.csv", "alignment/league.md", "figures/league.png"]:
         assert (r / path).stat().st_size > 0, path
     league = pd.read_csv(r / "alignment/league.csv")
-    # 3 estimators x (none: base, step-3, aggregate; adam: step-3, aggregate;
+    # gradient rows: 3 estimators x (none: base, step-3, aggregate; adam: step-3, aggregate;
     # ekfac: base, step-3, aggregate) x 2 pairings
-    assert len(league) == 3 * 8 * 2 and league["default"].sum() == 2
-    assert set(league["precondition"]) == {"none", "adam", "ekfac"}
+    grad = league[league["predictor"] == "gradient"]
+    assert len(grad) == 3 * 8 * 2 and league["default"].sum() == grad["default"].sum() == 2
+    assert set(grad["precondition"]) == {"none", "adam", "ekfac"}
+    # the predictors other than gradients: repsim at both states and their aggregate, bm25 on the
+    # texts, the two pilots at the headline state; each row with the seconds its side cost
+    others = league[league["predictor"] != "gradient"].groupby("predictor")["state"].agg(set).to_dict()
+    assert others == {"repsim": {"base", "step-3", "aggregate"}, "bm25": {"text"}, "pilot": {"step-3"},
+                      "pilot_10x": {"step-3"}}
+    assert (league["seconds"] > 0).all()
+    base = pd.read_csv(r / "alignment/baselines.csv")
+    assert set(base["metric"]) == {"em", "loss"} and set(base["pairing"]) == {"relative", "own"}
+    assert {"repsim", "bm25", "pilot", "pilot_10x"} <= set(base["predictor"])
     assert json.loads((r / "swift/ekfac/step-3/args.json").read_text())["empirical_fisher"] is True
     summary = pd.read_csv(r / "swift/summary.csv")
     assert set(summary["context"]) == {"in", "cross"} | {f"task:{t}" for t in ("add", "sub", "compare", "reverse")}
@@ -227,14 +237,15 @@ def test_budget_study_on_the_tiny_run(optional_studies):
     assert set(pool["format"]) == {"qa", "cot", "corrupt"} and len(pool) == 4 * 12 * 3
     sel = pd.read_csv(r / "selections/summary.csv").set_index("run")
     n = max(1, round(0.05 * len(pool)))
-    for s in ("random", "cluster", "gradient", "swift"):
+    for s in ("random", "cluster", "gradient", "swift", "repsim", "bm25"):
         assert sel.loc[f"add.{s}.pct-5", "n_selected"] == n
         chosen = pd.read_json(r / f"selections/add.{s}.pct-5.jsonl", lines=True)
         assert len(chosen) == n and set(chosen["id"]) <= set(pool["id"])
     assert sel.loc["add.task", "n_selected"] == (pool["task"] == "add").sum()
     table = pd.read_csv(r / "budget.csv")
     pooled = table[(table["seed"] == "all") & (table["cell"] == "target")]
-    assert set(pooled["selector"]) == {"start", "random", "cluster", "gradient", "swift", "task", "all"}
+    assert set(pooled["selector"]) == {"start", "random", "cluster", "gradient", "swift", "repsim", "bm25",
+                                       "task", "all"}
     assert pooled["em"].between(0, 1).all() and (pooled["em_lo"] <= pooled["em_hi"]).all()
     assert set(table["cell"]) == {"target", "other"} | {f"task:{t}" for t in ("add", "sub", "compare", "reverse")}
     assert (table.loc[table["selector"] == "all", "n_examples"] == len(pool)).all()
