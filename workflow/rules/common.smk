@@ -241,3 +241,21 @@ def figure_outputs(wildcards):
     if os.path.exists(f"{R}/budget/budget.csv"):
         names.append("budget")
     return [f"{R}/figures/{name}.{ext}" for name in names for ext in ("png", "pdf")]
+
+
+# the predictors other than gradients (rules/predictors.smk)
+def predictor_state_list(name):
+    """The states (or the pseudo-state ``text``) predictor ``name`` runs at."""
+    return predictor_states(name, STATES, HEADLINE_STATE)
+
+
+def predictor_state_inputs(wildcards):
+    """The outputs holding the model states predictor ``wildcards.predictor`` reads."""
+    return list(dict.fromkeys(state_requirement(s) for s in predictor_state_list(wildcards.predictor)
+                              if s != TEXT_STATE))
+
+
+def predictor_score_files(names=None):
+    """Every predictor's score files, predictor by predictor, study by study."""
+    names = BASELINES["predictors"] if names is None else names
+    return [f"{R}/swift/predictors/{n}/{s}.npz" for n in names for s in STUDIES]

@@ -47,9 +47,9 @@ rule probe_features:
         tokenizer=tokenizer_dir(),
         probes=f"{R}/data/studies/{{study}}/probes.jsonl",
     output:
-        features=[probe_feature_dir(s, "{study}", "{shard}") + "/features.npy" for s in STATES],
-        meta=[probe_feature_dir(s, "{study}", "{shard}") + "/features.json" for s in STATES],
-        manifests=[probe_feature_dir(s, "{study}", "{shard}") + "/checksums.sha256" for s in STATES],
+        features=[f"{probe_feature_dir(s, '{study}', '{shard}')}/features.npy" for s in STATES],
+        meta=[f"{probe_feature_dir(s, '{study}', '{shard}')}/features.json" for s in STATES],
+        manifests=[f"{probe_feature_dir(s, '{study}', '{shard}')}/checksums.sha256" for s in STATES],
     params:
         states=STATES,
         state_dirs=[state_dir(s) for s in STATES],
