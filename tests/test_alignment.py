@@ -12,7 +12,7 @@ from scipy import stats
 
 from swift_study.alignment.stats import (
     agreement_rate, agrees, alignment_stats, alignment_table, merge_swift_validation,
-    permutation_pvalue, sign, spearman,
+    permutation_pvalue, sign, spearman, spearman_rows,
 )
 from swift_study.validation.effects import delta
 from swift_study.alignment.costs import StudyShape, cost_table, flop_table, read_benchmarks
@@ -221,3 +221,17 @@ def test_saved_model_parameters_match_the_loaded_model(tiny_model_dir):
 
     model = load_model(tiny_model_dir)
     assert saved_model_parameters(tiny_model_dir) == sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def test_spearman_rows_is_spearman_row_by_row_with_ties_and_constant_rows():
+    """The batched rho of the bootstraps equals :func:`spearman` on every row (resamples
+    repeat cells, so ties are the rule), NaN where a row is constant."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=12), rng.normal(size=12)
+    idx = rng.integers(0, 12, (300, 12))
+    idx[0] = 5  # one resample of a single cell: constant on both sides
+    got = spearman_rows(x[idx], y[idx])
+    want = np.array([spearman(x[i], y[i]) for i in idx])
+    assert np.isnan(got[0]) and np.isnan(want[0])
+    np.testing.assert_allclose(got[1:], want[1:], rtol=0, atol=1e-12)
+    assert np.isnan(spearman_rows(x[None, :2], y[None, :2])).all()  # under three cells

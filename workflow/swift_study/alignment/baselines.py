@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..predictors.registry import PREDICTORS, TEXT_STATE
 from .league import GRADIENT
-from .stats import PAIRINGS, alignment_stats, merge_swift_validation, sign, spearman
+from .stats import PAIRINGS, alignment_stats, merge_swift_validation, sign, spearman, spearman_rows
 
 COLUMNS: tuple[str, ...] = (
     "metric", "pairing", "row", "predictor", "estimator", "precondition", "state", "n_cells", "n_agree",
@@ -83,12 +83,8 @@ def paired_spearman_diff(a: pd.DataFrame, b: pd.DataFrame, n_boot: int = 2000, s
     point = spearman(x, d) - spearman(y, d)
     if len(m) < 3 or n_boot <= 0:
         return point, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    reps = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(m), len(m))
-        reps.append(spearman(x[i], d[i]) - spearman(y[i], d[i]))
-    reps = np.asarray(reps)
+    i = np.random.default_rng(seed).integers(0, len(m), (n_boot, len(m)))  # the resamples, row by row
+    reps = spearman_rows(x[i], d[i]) - spearman_rows(y[i], d[i])
     reps = reps[np.isfinite(reps)]
     if not reps.size:
         return point, float("nan"), float("nan")

@@ -172,6 +172,18 @@ def spearman(x: Any, y: Any) -> float:
     return float(stats.spearmanr(x, y).statistic)
 
 
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row of ``x`` against the same row of ``y`` (2-D, same shape,
+    finite): :func:`spearman` over many resamples at once; NaN where a row is constant."""
+    rx, ry = stats.rankdata(x, axis=1), stats.rankdata(y, axis=1)
+    rx, ry = rx - rx.mean(axis=1, keepdims=True), ry - ry.mean(axis=1, keepdims=True)
+    sxx, syy = (rx * rx).sum(axis=1), (ry * ry).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (rx * ry).sum(axis=1) / np.sqrt(sxx * syy)
+    constant = (x == x[:, :1]).all(axis=1) | (y == y[:, :1]).all(axis=1) | (x.shape[1] < 3)
+    return np.where(constant, np.nan, np.clip(rho, -1.0, 1.0))
+
+
 def permutation_pvalue(x: Any, y: Any, n_perm: int = 10000, seed: int = 0) -> float:
     """Two-sided permutation p-value of Spearman's rho between ``x`` and ``y``.
 
