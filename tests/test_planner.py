@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from swift_study.pipeline.config import load_config
-from swift_study.pipeline.planner import (PROCESS_MB, Tokens, compare_benchmarks, gradient_subset, hf_config,
-                                 plan_markdown, plan_study)
+from swift_study.pipeline.plan_check import compare_benchmarks
+from swift_study.pipeline.plan_costs import Lengths, Rates, expected_max, lmeval_work
+from swift_study.pipeline.planner import PROCESS_MB, Tokens, hf_config, plan_markdown, plan_study
 
 REPO = Path(__file__).resolve().parents[1]
 TOKENS = Tokens(eval=20.0, train=30.0, response=6.0)
@@ -62,7 +63,8 @@ def test_plan_flops_follow_the_study_shape(tiny_cfg, tiny_plan):
     pf = row(tiny_plan, "probe_features")
     assert pf["flops"] == pytest.approx(6.0 * n * TOKENS.train * probe_rows * states)
     assert pf["jobs"] == tiny_cfg["swift"]["shards"] * 2
-    assert sf["seconds"] == pytest.approx(sf["flops"] / 1e9 + 10.0 * sf["jobs"])
+    # 1e9 FLOP/s and 10 s per job; reading each state's weights (4 bytes each) at the disk rate
+    assert sf["seconds"] == pytest.approx(sf["flops"] / 1e9 + 10.0 * sf["jobs"], rel=0.01)
     ft = row(tiny_plan, "finetune")
     assert ft["jobs"] == 5 * 2  # B, B+cot, ctrl+cot, B+corrupt, ctrl+corrupt; two seeds
     ratio = tiny_plan[tiny_plan["rule"] == "ratio"].iloc[0]
@@ -135,7 +137,7 @@ def test_calibration_measures_this_machine_and_refuses_a_7b_model(tiny_cfg, tmp_
     per step cost proportionally more time, so the rate stays of one order), and a
     job's start-up seconds from a fresh interpreter; a 7B shape is refused, not built."""
     from swift_study.core.errors import ConfigError
-    from swift_study.pipeline.planner import measure_flops_per_s, measure_overhead_s
+    from swift_study.pipeline.plan_calibrate import measure_flops_per_s, measure_overhead_s
 
     hf = hf_config(tiny_cfg)
     short = measure_flops_per_s(hf, tokens=16, batch=4, seconds=0.3)
@@ -146,3 +148,78 @@ def test_calibration_measures_this_machine_and_refuses_a_7b_model(tiny_cfg, tmp_
     (tmp_path / "config.json").write_text(json.dumps(LLAMA_7B_ZH))
     with pytest.raises(ConfigError, match="too large to time"):
         measure_flops_per_s(hf_config(tiny_cfg, tmp_path), tokens=16)
+
+
+CPU = Rates(train_flops_per_s=1e9, loop_flops_per_s=1e9, feature_flops_per_s=1e9, adam_feature_flops_per_s=1e8,
+            forward_flops_per_s=2e9, decode_step_s=0.01, startup_s={"torch": 2.0, "train": 4.0, "eval": 6.0})
+
+
+def test_padding_to_the_longest_of_a_batch():
+    """A batch is padded to its longest example: E[max] of lengths {1, 3} is 2 for one
+    draw, 2.5 for two, and tends to 3; constant lengths never pad."""
+    import numpy as np
+
+    v, w = np.array([1.0, 3.0]), np.array([1.0, 1.0])
+    assert expected_max(v, w, 1) == pytest.approx(2.0)
+    assert expected_max(v, w, 2) == pytest.approx(2.5)
+    assert expected_max(v, w, 64) == pytest.approx(3.0)
+    assert expected_max(np.array([7.0]), np.array([1.0]), 32) == pytest.approx(7.0)
+
+
+def test_finetune_estimate_counts_its_evaluation(tiny_cfg):
+    """Each retraining job also runs lm-eval on every eval task: more eval examples or
+    longer answers (generation steps, capped at max_gen_toks) make it cost more."""
+    plan = plan_study(tiny_cfg, tokens=TOKENS, rates=CPU)
+    s = tiny_cfg["suite"]
+    more_eval = {**tiny_cfg, "suite": {**s, "sizes": {**s["sizes"], "eval": 4 * s["sizes"]["eval"]}}}
+    assert row(plan_study(more_eval, tokens=TOKENS, rates=CPU), "finetune")["seconds"] > row(plan, "finetune")["seconds"]
+    longer = Tokens(eval=TOKENS.eval + 10, train=TOKENS.train, response=TOKENS.response + 10)
+    ft_long = row(plan_study(tiny_cfg, tokens=longer, rates=CPU), "finetune")
+    assert ft_long["seconds"] > row(plan, "finetune")["seconds"] and ft_long["flops"] > row(plan, "finetune")["flops"]
+    lengths = Lengths.constant(20.0, 30.0, 50.0, ["add"], ["qa"])
+    capped, free = lmeval_work(lengths, ["add"], 64, 16, 8), lmeval_work(lengths, ["add"], 64, 16, 128)
+    assert capped.decode_steps == 4 * 8 and free.decode_steps == 4 * 51  # 4 batches; the answer and its stop
+    assert capped.generated < free.generated
+
+
+def test_start_up_and_concurrency_are_counted_per_job(tiny_cfg):
+    """A job's start-up is paid by every job of a rule (the eval start-up by each retraining),
+    and every job's seconds scale with the run's concurrency."""
+    from dataclasses import replace
+
+    plan = plan_study(tiny_cfg, tokens=TOKENS, rates=CPU)
+    slower = plan_study(tiny_cfg, tokens=TOKENS, rates=replace(CPU, startup_s={**CPU.startup_s, "eval": 16.0}))
+    for rule in ("finetune", "budget_train", "evaluate"):
+        assert row(slower, rule)["seconds"] - row(plan, rule)["seconds"] == pytest.approx(10.0 * row(plan, rule)["jobs"])
+    assert row(slower, "warmup")["seconds"] == pytest.approx(row(plan, "warmup")["seconds"])
+    busy = plan_study(tiny_cfg, tokens=TOKENS, rates=CPU.with_concurrency(1.5))
+    assert row(busy, "state_features")["seconds"] == pytest.approx(1.5 * row(plan, "state_features")["seconds"])
+
+
+def test_budget_rules_count_the_pool_in_every_format(tiny_cfg):
+    """The pool holds each query in every pool format (plain QA and each study's strategy):
+    budget_features takes gradients of all of it and of the target examples, at each state."""
+    from swift_study.data.pool import builtin_pool
+    from swift_study.pipeline.plan_rules import pool_size
+
+    n_pool, formats = pool_size(tiny_cfg)
+    assert n_pool == len(builtin_pool(tiny_cfg)) and formats == ["qa", "cot", "corrupt"]
+    plan = plan_study(tiny_cfg, tokens=TOKENS, rates=CPU)
+    b = tiny_cfg["budget"]
+    targets = b["n_target"] * len(b["targets"])
+    bf = row(plan, "budget_features")
+    assert bf["flops"] == pytest.approx(6.0 * plan.attrs["n_params"] * TOKENS.train * (n_pool + targets))
+    assert row(plan, "budget_train")["jobs"] == 6 + 1 + 1  # one target: 6 selectors at 5%, its task baseline; the whole pool
+
+
+def test_compare_benchmarks_reads_every_planned_rules_files(tmp_path, tiny_plan):
+    """Every planned rule with benchmark files in the run is compared (the glob of each rule)."""
+    from swift_study.pipeline.plan_check import BENCHMARK_GLOBS
+
+    planned = [r for r in BENCHMARK_GLOBS if r in set(tiny_plan["rule"])]
+    assert {"evaluate", "probe_features", "budget_train", "predictor_scores[pilot]"} <= set(planned)
+    for rule in planned:
+        path = BENCHMARK_GLOBS[rule].replace("*/*", "x/shard-0").replace("*", "one")
+        write_bench(tmp_path / path, 10.0, 500.0)
+    cmp = compare_benchmarks(tiny_plan, tmp_path)
+    assert list(cmp["rule"]) == planned and (cmp["jobs"] == 1).all()

@@ -165,8 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
                            "1e10 with --compare-benchmarks on a CPU run)")
     plan.add_argument("--overhead-s", type=float, default=None, help="seconds per job besides its FLOPs")
     plan.add_argument("--calibrate", action="store_true",
-                      help="measure this CPU's FLOP/s on the study's model and a job's start-up seconds "
-                           "(models up to 2e8 parameters), and plan with them")
+                      help="measure this CPU's throughputs on the study's model (training, gradient "
+                           "features, forwards, generation steps), each rule kind's start-up seconds and "
+                           "the slowdown of jobs running side by side (models up to 2e8 parameters), and "
+                           "plan with them")
+    plan.add_argument("--cores", type=int, default=None,
+                      help="with --calibrate: the run's --cores, for the concurrency measurement "
+                           "(default: this machine's cores)")
     plan.add_argument("--compare-benchmarks", default=None, metavar="RESULTS_DIR",
                       help="a finished run's results folder: estimates beside its benchmark files")
     add_ask_parser(sub)
@@ -315,9 +320,12 @@ def verify(args: argparse.Namespace) -> int:
 def plan_command(args: argparse.Namespace) -> int:
     """``swift-study plan``: the cost table of a configuration, and its check against a run."""
     import warnings
+    from dataclasses import replace
 
     from .core.errors import SwiftStudyError
-    from .pipeline.planner import CPU_FLOPS_PER_S, JOB_OVERHEAD_S, compare_benchmarks, plan_markdown, plan_study
+    from .pipeline.plan_check import compare_benchmarks
+    from .pipeline.plan_costs import Rates
+    from .pipeline.planner import CPU_FLOPS_PER_S, JOB_OVERHEAD_S, plan_markdown, plan_study
     from .alignment.costs import ASSUMED_FLOPS_PER_S
 
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -328,20 +336,21 @@ def plan_command(args: argparse.Namespace) -> int:
         return 1
     default_rate = CPU_FLOPS_PER_S if args.compare_benchmarks else ASSUMED_FLOPS_PER_S
     overhead = JOB_OVERHEAD_S if args.overhead_s is None else args.overhead_s
+    rates = Rates.uniform(args.flops_per_s or default_rate, overhead)
     if args.calibrate:
-        from .pipeline.planner import calibrate
+        from .pipeline.plan_calibrate import calibrate
 
         try:
-            cal = calibrate(cfg, model_config=args.model_config, tokenizer_dir=args.tokenizer)
+            rates = calibrate(cfg, model_config=args.model_config, tokenizer_dir=args.tokenizer, cores=args.cores)
         except SwiftStudyError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        print(f"calibrated on this machine: {cal.flops_per_s:.3g} FLOP/s (training steps of the study's model, "
-              f"one thread), {cal.overhead_s:.1f} s start-up per job\n")
-        default_rate = cal.flops_per_s
-        overhead = overhead if args.overhead_s is not None else cal.overhead_s
-    plan = plan_study(cfg, model_config=args.model_config, tokenizer_dir=args.tokenizer,
-                      flops_per_s=args.flops_per_s or default_rate, overhead_s=overhead)
+        print(f"calibrated on this machine: {rates.describe()}\n")
+        if args.overhead_s is not None:
+            rates = replace(rates, startup_s={k: args.overhead_s for k in rates.startup_s})
+        if args.flops_per_s:
+            rates = Rates.uniform(args.flops_per_s, overhead)
+    plan = plan_study(cfg, model_config=args.model_config, tokenizer_dir=args.tokenizer, rates=rates)
     print(plan_markdown(plan))
     if args.compare_benchmarks:
         cmp = compare_benchmarks(plan, args.compare_benchmarks)
