@@ -23,7 +23,9 @@ through :func:`~swift_study.alignment.replicates.load_replicate`,
     (``n`` the probe norm, ``c`` the cosine to the eval example) into a norm part
     ``(n_S - n_B)(c_S + c_B)/2``, a direction part ``(c_S - c_B)(n_S + n_B)/2`` and
     the rest; with each, the headline's partial Spearman once the property is partialled
-    out (correlation of rank residuals). ``study`` partials out the study (its format).
+    out (correlation of rank residuals); ``study (format)``, ``in-task cell`` and ``study x
+    in-task cell`` partial out the study, whether the cell is in-task, and both crossed;
+    ``in-task cell: -1`` is a prediction that needs no model (every in-task cell is hurt).
 ``cells`` rows
     the headline over groups of cells (``in``, ``cross``, in-task and cross-task
     ``task:`` cells, each study, each task): agreement and Spearman within the group,
@@ -310,25 +312,38 @@ def _cells_frame(run: RunData, metric: str) -> pd.DataFrame:
     return t.assign(kind=kind)
 
 
+def _cell_covariates(t: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Covariates of the cells themselves: the study (its format), whether the cell is in-task,
+    and the two crossed (one group per study and in-task / cross-task)."""
+    study = pd.get_dummies(t["study"]).to_numpy(dtype=float)[:, 1:]
+    in_task = t["kind"].isin(["in", "task, in-task"]).to_numpy(dtype=float)[:, None]
+    return {"study (format)": study, "in-task cell": in_task,
+            "study x in-task cell": np.column_stack([study, in_task, study * in_task])}
+
+
 def predictor_rows(run: RunData, n_perm: int = 10000, seed: int = 0) -> list[dict[str, Any]]:
     """Each property prediction scored like a predictor (relative pairing), with the headline's
-    partial Spearman once that property is partialled out; ``study`` partials out the study."""
+    partial Spearman once that property is partialled out; then the cell covariates
+    (:func:`_cell_covariates`) partialled out, and ``in-task cell: -1`` (a prediction that
+    every in-task cell is hurt, every other cell unchanged) scored like a predictor."""
     preds = property_predictions(run)
     rows = []
     for metric in METRICS:
         t = _cells_frame(run, metric)
         key = pd.MultiIndex.from_frame(t[["study", "context"]])
-        for name, pred in preds.items():
-            p = pred.reindex(key).to_numpy(dtype=float)
+        cov = _cell_covariates(t)
+        cells = {**{k: v.reindex(key).to_numpy(dtype=float) for k, v in preds.items()},
+                 "in-task cell: -1": -cov["in-task cell"][:, 0]}
+        for name, p in cells.items():
             tab = alignment_table(t[["study", "context", "relinf", "delta"]].assign(prediction=p))
             rows.append(dict(section="predictor", metric=metric, pairing="relative", name=name,
                              state=run.headline["state"], group="all", **_scored(tab, n_perm, seed),
                              p_study=study_permutation_p(p, t["delta"], t["study"]),
                              partial_spearman=partial_spearman(t["prediction"], t["delta"], p)))
-        dummies = pd.get_dummies(t["study"]).to_numpy(dtype=float)[:, 1:]
-        rows.append(dict(section="predictor", metric=metric, pairing="relative", name="study (format)",
-                         state=run.headline["state"], group="all",
-                         partial_spearman=partial_spearman(t["prediction"], t["delta"], dummies)))
+        for name, z in cov.items():
+            rows.append(dict(section="predictor", metric=metric, pairing="relative", name=name,
+                             state=run.headline["state"], group="all",
+                             partial_spearman=partial_spearman(t["prediction"], t["delta"], z)))
     return rows
 
 
@@ -395,9 +410,9 @@ def summary_table(df: pd.DataFrame, headline: dict[str, dict[str, str]]) -> pd.D
         row["best normalisation at the headline state"] = (
             f"{at['name'].iloc[0]} {_f(at['spearman'].iloc[0])}" if len(at) else "–")
         pr = _pick(g, section="predictor", metric="em")
-        for name in ("norm: S / B", "chars: S / B", "tokens: S / B", "norm part", "direction part"):
+        for name in ("norm: S / B", "chars: S / B", "norm part", "direction part", "in-task cell: -1"):
             row[f"rho({name})"] = _rho(pr, name=name)
-        for name in ("norm: S / B", "chars: S / B", "study (format)"):
+        for name in ("norm: S / B", "chars: S / B", "study (format)", "study x in-task cell"):
             r = _pick(pr, name=name)
             row[f"headline without {name}"] = float(r["partial_spearman"].iloc[0]) if len(r) else float("nan")
         cells = _pick(g, section="cells", metric="em").set_index("group")
