@@ -35,6 +35,7 @@ through :func:`~swift_study.alignment.replicates.load_replicate`,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -349,7 +350,9 @@ def predictor_rows(run: RunData, n_perm: int = 10000, seed: int = 0) -> list[dic
 
 def cell_rows(run: RunData, n_perm: int = 10000, seed: int = 0) -> list[dict[str, Any]]:
     """The headline over groups of cells: within-group agreement and Spearman, the group's
-    share of the overall rho, and rho over the other studies' cells (group ``without <study>``)."""
+    share of the overall rho, rho over the other studies' cells (group ``without <study>``), and
+    rho of the studies' mean prediction against their mean effect (``between studies``, one point
+    per study)."""
     rows = []
     for metric in METRICS:
         t = _cells_frame(run, metric)
@@ -363,6 +366,10 @@ def cell_rows(run: RunData, n_perm: int = 10000, seed: int = 0) -> list[dict[str
             rows.append(dict(section="cells", metric=metric, pairing="relative", name="headline",
                              state=run.headline["state"], group=name, **_scored(t[m], n_perm, seed),
                              contribution=float(np.nansum(contrib[m])) if not name.startswith("without") else np.nan))
+        means = t.groupby("study", sort=False)[["prediction", "delta"]].mean()
+        rows.append(dict(section="cells", metric=metric, pairing="relative", name="headline",
+                         state=run.headline["state"], group="between studies", n_cells=len(means),
+                         spearman=spearman(means["prediction"], means["delta"])))
     return rows
 
 
@@ -418,6 +425,8 @@ def summary_table(df: pd.DataFrame, headline: dict[str, dict[str, str]]) -> pd.D
         cells = _pick(g, section="cells", metric="em").set_index("group")
         for k in ("in", "cross", "task, in-task", "task, cross-task"):
             row[f"share: {k}"] = float(cells.loc[k, "contribution"]) if k in cells.index else float("nan")
+        row["between studies"] = float(cells.loc["between studies", "spearman"]) if "between studies" in cells.index \
+            else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -459,7 +468,7 @@ def decompose_markdown(df: pd.DataFrame, paths: dict[str, str], headline: dict[s
            summary_table(df, headline).to_markdown(index=False, floatfmt="+.2f"), ""]
     for run, g in df.groupby("run", sort=False):
         out += _run_section(g, run, paths[run], headline[run])
-    return "\n".join(out).replace("+nan", "–")
+    return re.sub(r"(?<![\w.])[+]?nan(?!\w)", "–", "\n".join(out))
 
 
 def decompose(results_dirs: Sequence[str | Path], out_dir: str | Path, n_perm: int = 10000, seed: int = 0,
