@@ -11,6 +11,7 @@
                      [--compare-benchmarks RESULTS_DIR]
     swift-study ask STRATEGY [--results DIR] [--in-task TASK ...] [--n-probes N] [--out FILE]
                     [--preset P] [--configfile FILE ...] [--threads N]
+    swift-study decompose RESULTS_DIR [RESULTS_DIR ...] --out DIR [--n-perm N]
 
 ``run`` calls Snakemake on the project's ``Snakefile`` with ``--cores all`` (unless
 given) and the preset's config file; every other argument goes to Snakemake
@@ -43,6 +44,11 @@ verdict per cell, the rank among the run's studies and a calibrated Delta_ctrl
 one after the other; ``--reuse S=DIR`` takes a finished results directory instead) and
 writes the replicate table, the combined test and the sign stability of significant
 cells to ``ROOT`` (default ``results/replicates``; :mod:`swift_study.alignment.replicates`).
+
+``decompose`` reads finished runs and writes ``decompose.csv`` and ``decompose.md``: the
+gradient headline's Spearman per state, per estimator normalisation, against probe
+properties (gradient norms, response length, format) and per group of cells
+(:mod:`swift_study.alignment.decompose`, docs/decompose.md); exit 1 naming a missing file.
 """
 
 from __future__ import annotations
@@ -175,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--compare-benchmarks", default=None, metavar="RESULTS_DIR",
                       help="a finished run's results folder: estimates beside its benchmark files")
     add_ask_parser(sub)
+    add_decompose_parser(sub)
     return parser
 
 
@@ -193,6 +200,29 @@ def add_ask_parser(sub) -> None:
     ask.add_argument("--threads", type=int, default=None,
                      help="torch threads (default: those of the run's state_features job, for identical features)")
     ask.add_argument("--out", default=None, metavar="FILE", help="also write FILE.md, FILE.json and FILE.png")
+
+
+def add_decompose_parser(sub) -> None:
+    """The ``decompose`` sub-command's arguments."""
+    dec = sub.add_parser("decompose", help="what carries the gradient headline: per state, normalisation, "
+                                           "probe property and cell, on finished runs")
+    dec.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR", help="finished results folders")
+    dec.add_argument("--out", required=True, metavar="DIR", help="where decompose.csv and decompose.md go")
+    dec.add_argument("--n-perm", type=int, default=10000, help="permutations per p-value (default 10000)")
+
+
+def decompose_command(args: argparse.Namespace) -> int:
+    """``swift-study decompose``: write the decomposition of the runs; 1 naming a missing file."""
+    from .alignment.decompose import decompose
+    from .core.errors import SwiftStudyError
+
+    try:
+        for path in decompose(args.results_dirs, args.out, n_perm=args.n_perm):
+            print(f"wrote {path}")
+    except SwiftStudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         return replicate(args, extra)
     if args.command == "ask":
         return ask_command(args) if not extra else parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "decompose":
+        return decompose_command(args) if not extra else parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "verify":
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
