@@ -136,3 +136,31 @@ def test_the_cli_names_the_missing_file_of_a_folder_without_scores(tmp_path, cap
     assert not (tmp_path / "out").exists()
     assert main(["decompose", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 1
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_the_second_protocols_rules_score_the_cells_and_combine_over_runs():
+    """`length` is the length ratio minus 1 in every cell of its study, `in-task` is -1 on the
+    in-task cells only; over two runs whose headline is that length ratio, the paired
+    difference rho(headline) - rho(length) is 0 and the mean is the mean of the runs."""
+    from swift_study.alignment.norule import rule_cells, rules_markdown, rules_table
+
+    runs = {"a": _run(np.random.default_rng(0)), "b": _run(np.random.default_rng(1))}
+    cells = rule_cells(runs["a"], "em")
+    assert len(cells) == len(STUDIES) * len(_contexts())
+    for s in STUDIES:
+        got = cells.loc[cells["study"] == s.name, "length"]
+        mean = {f: np.mean([len(r.response) for r in runs["a"].probes[s.name] if r.format == f])
+                for f in (s.strategy, "qa")}
+        assert np.allclose(got, mean[s.strategy] / mean["qa"] - 1)
+    in_task = [c == "in" or c[5:] in {x.name: x for x in STUDIES}[s].in_task
+               for s, c in zip(cells["study"], cells["context"])]
+    assert (cells["in-task"] == np.where(in_task, -1.0, 0.0)).all()
+    t = rules_table(runs, n_perm=200, n_boot=200)
+    em = t[t["metric"] == "em"].set_index(["rule", "run"])
+    assert em.loc[("length", "all"), "spearman"] == pytest.approx(np.mean([em.loc[("length", r), "spearman"]
+                                                                          for r in runs]))
+    assert em.loc[("length", "all"), "diff_vs_headline"] == pytest.approx(0.0, abs=1e-12)
+    assert em.loc[("length", "all"), "diff_lo"] <= 0 <= em.loc[("length", "all"), "diff_hi"]
+    assert 0 < em.loc[("length", "a"), "p_study"] <= 1
+    md = rules_markdown(t, list(runs))
+    assert "| length |" in md and "| in-task |" in md and "## outcome `em` (pre-registered)" in md

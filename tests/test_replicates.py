@@ -63,6 +63,11 @@ def test_replicate_tables_and_cli(tmp_path, capsys):
     assert code == 0
     assert (root / "replicates.md").read_text().count("seed") >= 1
     assert (root / "replicates.png").stat().st_size > 0 and (root / "combined.csv").exists()
+    # --reuse repeated, one seed each (it once kept only the last, and reran the others)
+    again = tmp_path / "again"
+    args = [a for s, d in runs.items() for a in ("--reuse", f"{s}={d}")]
+    assert main(["replicate", "--seeds", "1", "2", "3", "--root", str(again), "--state", "last", *args]) == 0
+    assert (again / "combined.csv").read_text() == (root / "combined.csv").read_text()
 
 
 def test_a_missing_replicate_is_a_clear_error(tmp_path):

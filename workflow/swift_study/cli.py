@@ -158,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--root", default="results/replicates", help="where the replicates and tables go")
     rep.add_argument("--state", default=None,
                      help="the prediction's model state (aggregate, last or step-N; default: the preset's swift.state)")
-    rep.add_argument("--reuse", nargs="*", default=[], metavar="SEED=DIR",
-                     help="finished results directories of some seeds (not rerun)")
+    rep.add_argument("--reuse", nargs="+", action="extend", default=[], metavar="SEED=DIR",
+                     help="finished results directories of some seeds (not rerun); repeat it or list several")
     plan = sub.add_parser("plan", help="estimate a configuration's cost per rule (no weights loaded)")
     plan.add_argument("--preset", choices=sorted(PRESETS), default="default")
     plan.add_argument("--configfile", nargs="+", default=[], help="config files merged over the preset")
@@ -209,6 +209,9 @@ def add_decompose_parser(sub) -> None:
     dec.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR", help="finished results folders")
     dec.add_argument("--out", required=True, metavar="DIR", help="where decompose.csv and decompose.md go")
     dec.add_argument("--n-perm", type=int, default=10000, help="permutations per p-value (default 10000)")
+    dec.add_argument("--rules", action="store_true",
+                     help="also the second protocol over the runs (rules.csv, rules.md): the response-length "
+                          "and in-task rules against the headline, combined (docs/method.md)")
 
 
 def decompose_command(args: argparse.Namespace) -> int:
@@ -219,10 +222,26 @@ def decompose_command(args: argparse.Namespace) -> int:
     try:
         for path in decompose(args.results_dirs, args.out, n_perm=args.n_perm):
             print(f"wrote {path}")
+        if args.rules:
+            for path in write_rules(args.results_dirs, args.out, n_perm=args.n_perm):
+                print(f"wrote {path}")
     except SwiftStudyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def write_rules(results_dirs: list[str], out: str, n_perm: int) -> tuple[Path, Path]:
+    """The second protocol's table over ``results_dirs`` (labelled by folder name)."""
+    from .alignment.norule import rules_markdown, rules_table
+    from .core.atomic import atomic_write_text
+
+    runs = {Path(d).name: d for d in results_dirs}
+    table = rules_table(runs, n_perm=n_perm)
+    out_dir = Path(out)
+    atomic_write_text(out_dir / "rules.csv", table.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(out_dir / "rules.md", rules_markdown(table, list(runs)) + "\n")
+    return out_dir / "rules.csv", out_dir / "rules.md"
 
 
 def main(argv: list[str] | None = None) -> int:
