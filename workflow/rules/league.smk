@@ -40,9 +40,9 @@ rule ekfac_scores:
         "../scripts/ekfac_scores.py"
 
 
-rule league:
-    """Estimator x preconditioning (none, adam, ekfac) x model state, both pairings,
-    ranked (results/alignment/)."""
+rule league_grid:
+    """Every configuration's per-cell scores (estimator x preconditioning x model state, and
+    every predictor): no validation needed, so it runs beside the retrainings."""
     input:
         states=list(dict.fromkeys(state_requirement(s) for s in STATES)),
         tokenizer=tokenizer_dir(),
@@ -50,43 +50,65 @@ rule league:
         evals=feature_paths("eval"),
         probe_records=expand(f"{R}/data/studies/{{study}}/probes.jsonl", study=STUDIES),
         eval_records=f"{R}/data/eval/qa.jsonl",
-        validation=f"{R}/validation/validation.csv",
         ekfac=expand(f"{R}/swift/ekfac/{{state}}/{{study}}.npz", state=STATES, study=STUDIES)
         if LEAGUE["ekfac"] else [],
         predictors=predictor_score_files(),  # predictor by predictor, study by study
-        scores=f"{R}/swift/scores/checksums.sha256",  # score_study done: its benchmark file is there
     output:
-        csv=f"{R}/alignment/league.csv",
-        md=f"{R}/alignment/league.md",
-        grid=f"{R}/alignment/league_scores.csv",
+        grid=f"{R}/alignment/league_grid.csv",  # full precision (league_scores.csv: 8 digits)
     params:
         studies=[STUDY[s] for s in STUDIES],
         states=STATES,
         state_dirs=[state_dir(s) for s in STATES],
         base_lr=config["warmup"]["learning_rate"],
         gradients=SWIFT["gradients"],
-        estimator=SWIFT["estimator"],
         precondition=SWIFT["precondition"],
-        headline_state=HEADLINE_STATE,
         max_length=config["model"]["max_length"],
         device=config["device"],
         predictors=BASELINES["predictors"],
-        # what each side cost: (predictor, preconditioning) -> its jobs' benchmark files
+        n_boot=100,
+        seed=config["seed"],
+    log:
+        f"{R}/logs/league_grid.log",
+    benchmark:
+        f"{R}/benchmarks/league_grid.tsv"
+    priority: 5  # the swift side first: off the critical path while the retrainings run
+    threads: shared_threads
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/swift.yaml"
+    script:
+        "../scripts/league_grid.py"
+
+
+rule league:
+    """Every row of the grid against the validation effects, ranked (results/alignment/)."""
+    input:
+        grid=f"{R}/alignment/league_grid.csv",
+        validation=f"{R}/validation/validation.csv",
+        scores=f"{R}/swift/scores/checksums.sha256",  # score_study done: its benchmark file is there
+    output:
+        csv=f"{R}/alignment/league.csv",
+        md=f"{R}/alignment/league.md",
+        grid=f"{R}/alignment/league_scores.csv",
+    params:
+        estimator=SWIFT["estimator"],
+        precondition=SWIFT["precondition"],
+        headline_state=HEADLINE_STATE,
         benchmarks=lambda w: {
             "gradient/none": swift_benchmark_files(), "gradient/adam": swift_benchmark_files(),
             "gradient/ekfac": [f"{R}/benchmarks/swift/ekfac_scores/{s}.tsv" for s in STATES],
             **{f"{n}/none": [f"{R}/benchmarks/swift/predictor_scores/{n}.tsv"] for n in BASELINES["predictors"]},
         },
-        n_boot=100,
         n_perm=VAL["n_perm"],
         seed=config["seed"],
     log:
         f"{R}/logs/league.log",
     benchmark:
         f"{R}/benchmarks/league.tsv"
-    threads: shared_threads
+    threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=2000,
     conda:
         "../../envs/swift.yaml"
     script:
