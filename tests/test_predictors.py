@@ -104,7 +104,7 @@ def test_every_predictor_gives_the_shared_table(name, model_tok, tmp_path):
                           train={"learning_rate": 1e-3}, max_length=64, device="auto")
     assert inp.device in ("cpu", "cuda")  # the config's "auto" is resolved (a model cannot move to "auto")
     state = predictor_states(name, ["base", "step-2"], "step-2")[0]
-    scores = predict_state(name, state, 1e-3, None if name == "bm25" else model, tok, inp)["corrupt"]
+    scores = predict_state(name, state, 1e-3, None if name in ("bm25", "length") else model, tok, inp)["corrupt"]
     assert scores.dots.shape == (len(probes), len(evals))
     save_scores(tmp_path / "s.npz", [scores])
     back = load_scores(tmp_path / "s.npz")
@@ -120,6 +120,7 @@ def test_predictor_states():
     states = ["base", "step-1", "step-2"]
     assert predictor_states("repsim", states, "step-2") == states
     assert predictor_states("bm25", states, "step-2") == ["text"]
+    assert predictor_states("length", states, "step-2") == ["text"]
     assert predictor_states("pilot", states, "step-1") == ["step-1"]
     assert predictor_states("pilot", states, "aggregate") == ["step-2"]
 
@@ -223,3 +224,20 @@ def test_combined_baselines_over_replicates(tmp_path):
     assert rel.loc["bm25", "diff_vs_headline"] == pytest.approx(2.0)
     assert rel.loc["bm25", "in_task_right"] == "0/4"
     assert "stratified p" in combined_markdown(combined, "em", list(runs))
+
+
+def test_length_scores_a_longer_response_higher_against_every_eval_example():
+    """The no-model control: a probe's score is its response's length, the same for every
+    eval example, so a study whose strategy writes longer responses than plain QA gets a
+    positive relative prediction (and one that writes shorter, a negative one)."""
+    study, probes, evals = _study_inputs()
+    inp = PredictorInputs(studies=[study], probes={"corrupt": probes}, evals=evals,
+                          eval_pairs=[(r.prompt, r.response) for r in evals], settings={})
+    scores = predict_state("length", "text", None, None, None, inp)["corrupt"]
+    lengths = np.array([len(r.response) for r in probes], dtype=float)
+    np.testing.assert_array_equal(scores.dots, np.repeat(lengths[:, None], len(evals), axis=1))
+    from swift_study.swift.influence import ScoreArgs
+    df = score_study([scores], study, ScoreArgs(estimator="dot", n_boot=20))
+    strat = np.mean([len(r.response) for r in probes if r.format == study.strategy])
+    plain = np.mean([len(r.response) for r in probes if r.format == study.baseline])
+    assert np.sign(df.loc[df["context"] == "in", "diff"].iloc[0]) == np.sign(strat - plain) != 0

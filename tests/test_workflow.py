@@ -53,11 +53,11 @@ def test_every_output_with_sane_contents(tiny_run):
     # texts, the two pilots at the headline state; each row with the seconds its side cost
     others = league[league["predictor"] != "gradient"].groupby("predictor")["state"].agg(set).to_dict()
     assert others == {"repsim": {"base", "step-3", "aggregate"}, "bm25": {"text"}, "pilot": {"step-3"},
-                      "pilot_10x": {"step-3"}}
+                      "pilot_10x": {"step-3"}, "length": {"text"}}
     assert (league["seconds"] > 0).all()
     base = pd.read_csv(r / "alignment/baselines.csv")
     assert set(base["metric"]) == {"em", "loss"} and set(base["pairing"]) == {"relative", "own"}
-    assert {"repsim", "bm25", "pilot", "pilot_10x"} <= set(base["predictor"])
+    assert {"repsim", "bm25", "pilot", "pilot_10x", "length"} <= set(base["predictor"])
     assert json.loads((r / "swift/ekfac/step-3/args.json").read_text())["empirical_fisher"] is True
     summary = pd.read_csv(r / "swift/summary.csv")
     assert set(summary["context"]) == {"in", "cross"} | {f"task:{t}" for t in ("add", "sub", "compare", "reverse")}

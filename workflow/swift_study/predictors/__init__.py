@@ -13,7 +13,10 @@ schema's ``baselines.predictors`` enum.
 * ``bm25``: lexical relevance through bm25s, words for English, characters for Chinese
   (:mod:`.lexical`);
 * ``pilot`` / ``pilot_10x``: a short fine-tune on the probes from the headline state,
-  the eval-loss improvement per eval example (:mod:`.pilot`).
+  the eval-loss improvement per eval example (:mod:`.pilot`);
+* ``length``: the probe's response length in characters, a control that reads no model
+  and no eval text (``swift-study decompose`` found the strategy's response length
+  relative to plain QA ranking the cells as well as the gradient headline on three seeds).
 
 May import: ``core``, ``data``, ``model``, ``swift``.
 """

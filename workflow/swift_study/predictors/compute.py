@@ -49,7 +49,7 @@ def pilot_steps(name: str, settings: Mapping[str, Any]) -> int:
 def predict_state(name: str, state: str, lr: float | None, model, tokenizer,
                   inp: PredictorInputs) -> dict[str, StateScores]:
     """Predictor ``name``'s :class:`StateScores` of every study at ``state`` (``model``:
-    the state's model, None for ``bm25``)."""
+    the state's model, None for ``bm25`` and ``length``)."""
     if name not in PREDICTORS:
         raise KeyError(name)
     pairs = {s.name: [(r.prompt, r.response) for r in inp.probes[s.name]] for s in inp.studies}
@@ -64,6 +64,11 @@ def predict_state(name: str, state: str, lr: float | None, model, tokenizer,
         docs = [p + r for p, r in inp.eval_pairs]
         for s in inp.studies:
             dots = bm25_matrix([p + r for p, r in pairs[s.name]], docs, k1=b["k1"], b=b["b"])
+            out[s.name] = _plain(state, lr, dots, inp.probes[s.name], inp.evals)
+    elif name == "length":  # a control that reads nothing but the probes: longer responses score higher
+        for s in inp.studies:
+            chars = np.array([len(r.response) for r in inp.probes[s.name]], dtype=np.float64)
+            dots = np.repeat(chars[:, None], len(inp.evals), axis=1)
             out[s.name] = _plain(state, lr, dots, inp.probes[s.name], inp.evals)
     else:
         args = PilotArgs(steps=pilot_steps(name, inp.settings), learning_rate=inp.train["learning_rate"],

@@ -30,6 +30,8 @@ PREDICTORS: dict[str, Predictor] = {
     "repsim": Predictor("repsim", "cosine", "states",
                         "RDS+: cosine of position-weighted mean last-layer hidden states"),
     "bm25": Predictor("bm25", "dot", "text", "BM25 of the probe's text over the eval examples' texts"),
+    "length": Predictor("length", "dot", "text",
+                        "the probe's response length in characters (reads no model, no eval text): a control"),
     "pilot": Predictor("pilot", "dot", "headline",
                        "pilot fine-tune on the probes (matched compute): eval-loss improvement"),
     "pilot_10x": Predictor("pilot_10x", "dot", "headline",
