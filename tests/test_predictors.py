@@ -241,3 +241,18 @@ def test_length_scores_a_longer_response_higher_against_every_eval_example():
     strat = np.mean([len(r.response) for r in probes if r.format == study.strategy])
     plain = np.mean([len(r.response) for r in probes if r.format == study.baseline])
     assert np.sign(df.loc[df["context"] == "in", "diff"].iloc[0]) == np.sign(strat - plain) != 0
+
+
+def test_the_answers_state_follows_the_switched_predictor():
+    from swift_study.core.errors import ConfigError
+    from swift_study.predictors.registry import answer_state, check_answer_predictor
+
+    states = ["base", "step-1", "step-2"]
+    assert answer_state("gradient", states, "aggregate") == "aggregate"
+    assert answer_state("repsim", states, "aggregate") == "aggregate"  # computed at every state
+    assert answer_state("length", states, "step-2") == answer_state("bm25", states, "step-2") == "text"
+    assert answer_state("pilot", states, "aggregate") == "step-2"
+    check_answer_predictor("gradient", [])
+    check_answer_predictor("bm25", ["bm25"])
+    with pytest.raises(ConfigError, match="baselines.predictors"):
+        check_answer_predictor("pilot", ["bm25"])

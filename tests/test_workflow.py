@@ -122,6 +122,23 @@ def test_rerun_is_a_no_op_and_new_probes_rerun_the_swift_side_only(tiny_run):
     assert "state_features" not in rules  # the eval features are computed once per state, not per study
 
 
+def test_one_key_switches_the_studys_scores_to_a_predictor(tiny_run, tmp_path):
+    """swift.predictor: length makes score_study read that predictor's stored scores (no
+    feature job), and everything that leads with the study's answer follows; the league and
+    the retrainings do not move. A predictor the run does not compute stops at start-up."""
+    work = tiny_run.parent
+    switch = tmp_path / "switch.yaml"
+    switch.write_text("swift:\n  predictor: length\n")
+    cfg = [str(REPO / "config" / "tiny.yaml"), str(switch)]
+    proc = _snakemake(work, "-n", "--configfile", *cfg)
+    rules = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
+    assert {"score_study", "swift_summary", "alignment", "report"} <= rules
+    assert not rules & {"state_features", "probe_features", "predictor_scores", "finetune", "warmup"}
+    switch.write_text("swift:\n  predictor: pilot\nbaselines:\n  predictors: [bm25]\n")
+    proc = _snakemake(work, "-n", "--configfile", *cfg, check=False)
+    assert proc.returncode != 0 and "swift.predictor: 'pilot' is not computed by this run" in proc.stderr + proc.stdout
+
+
 @pytest.mark.slow
 def test_figures_redraw_from_stored_results_readably(tiny_run):
     """`snakemake figures` runs the figure rules alone (stored CSVs in, nothing upstream), and

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from swift_study.budget.study import budget_runs
 from swift_study.pipeline.checks import startup_checks
-from swift_study.predictors.registry import TEXT_STATE, predictor_states
+from swift_study.predictors.registry import PREDICTORS, TEXT_STATE, answer_state, predictor_states
 from swift_study.pipeline.config import validate_config
 from swift_study.core.errors import SwiftStudyError
 from swift_study.core.offline import set_offline
@@ -48,6 +48,9 @@ SWIFT = config["swift"]
 BASELINES = config["baselines"]
 # the headline prediction's state (pre-registered for the default config: docs/method.md)
 HEADLINE_STATE = resolve_headline_state(SWIFT["state"], STATES)
+# what the study's scores are (swift.predictor: gradient, or a predictor of baselines.predictors)
+PREDICTOR = SWIFT["predictor"]  # checked at start-up: gradient, or one of baselines.predictors
+ANSWER_STATE = answer_state(PREDICTOR, STATES, HEADLINE_STATE)
 SHARDS = SWIFT["shards"]
 # one directory per model state and shard: the number of shards is part of the path
 FEATURES = f"{R}/swift/features/{{state}}/shard-{{shard}}-of-{SHARDS}"

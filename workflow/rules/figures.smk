@@ -87,7 +87,7 @@ rule alignment_figure:
         pdf=f"{R}/figures/alignment.pdf",
     params:
         figure="alignment",
-        options={"n_perm": VAL["n_perm"], "seed": config["seed"], "state": HEADLINE_STATE,
+        options={"n_perm": VAL["n_perm"], "seed": config["seed"], "state": ANSWER_STATE,
                  "langs": config["suite"]["langs"]},
     log:
         f"{R}/logs/figures/alignment.log",

@@ -26,7 +26,7 @@ rule report:
         f"{R}/report.html",
     params:
         config=config,
-        headline_state=HEADLINE_STATE,
+        headline_state=ANSWER_STATE,
     log:
         f"{R}/logs/report.log",
     benchmark:

@@ -78,8 +78,11 @@ rule score_study:
     """Influence matrices, inflows and RelInf of every study over all model states, in
     one job (scoring takes seconds; a job per study would mostly pay library imports)."""
     input:
-        probes=lambda w: [p for study in STUDIES for p in feature_paths(f"probes_{study}")],
-        evals=lambda w: feature_paths("eval"),
+        # the gradient features, or (swift.predictor) that predictor's scores, study by study
+        probes=lambda w: [p for study in STUDIES for p in feature_paths(f"probes_{study}")]
+        if PREDICTOR == "gradient" else [],
+        evals=lambda w: feature_paths("eval") if PREDICTOR == "gradient" else [],
+        predictor=predictor_score_files([PREDICTOR]) if PREDICTOR != "gradient" else [],
         probe_records=expand(f"{R}/data/studies/{{study}}/probes.jsonl", study=STUDIES),
         eval_records=f"{R}/data/eval/qa.jsonl",
     output:
@@ -91,7 +94,8 @@ rule score_study:
         states=STATES,
         state_dirs=[state_dir(s) for s in STATES],
         base_lr=config["warmup"]["learning_rate"],
-        estimator=SWIFT["estimator"],
+        predictor=PREDICTOR,
+        estimator=SWIFT["estimator"] if PREDICTOR == "gradient" else PREDICTORS[PREDICTOR].estimator,
         precondition=SWIFT["precondition"],
         bootstrap=SWIFT["bootstrap"],
         seed=config["seed"],

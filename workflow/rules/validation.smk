@@ -137,9 +137,10 @@ rule alignment:
         n_perm=VAL["n_perm"],
         metric=VAL["metric"],
         seed=config["seed"],
-        headline_state=HEADLINE_STATE,
-        estimator=SWIFT["estimator"],
-        precondition=SWIFT["precondition"],
+        headline_state=ANSWER_STATE,
+        # what the study's scores are: the gradient configuration, or the switched predictor
+        estimator=SWIFT["estimator"] if PREDICTOR == "gradient" else f"predictor {PREDICTOR}",
+        precondition=SWIFT["precondition"] if PREDICTOR == "gradient" else "none",
         start_state_dir=start_dir_param(VAL["start_state"], "start_state"),
         n_states=len(STATES),
         num_epochs=VAL["num_epochs"],

@@ -83,7 +83,7 @@ def main(smk, log):
           "Pairings (docs/method.md): relative: d = s_S - s_B (RelInf - 1) predicts Delta_ctrl (vs the same-size "
           "plain-QA control); own: s_S predicts Delta_B (vs M_B). Cells: studies x (in, cross, each eval task). "
           "aggregate = learning-rate-weighted TracIn-CP.", "",
-          f"Headline (swift.state, pre-registered for the default config in docs/method.md): "
+          f"Headline (swift.state and swift.predictor; pre-registered for the default config in docs/method.md): "
           f"{p.estimator} / {p.precondition} / state {p.headline_state}: "
           + ("; ".join(f"{k} {v['n_agree']}/{v['n_cells']} cells, Spearman {v['spearman']:.2f}, p {v['p_value']:.3f}"
                        for k, v in headline.items()) or "no cells") + ".", "",

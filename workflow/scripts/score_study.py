@@ -12,19 +12,26 @@ from swift_study.pipeline.runner import run
 from swift_study.model.states import BASE, ModelState
 from swift_study.data.study import Study
 from swift_study.swift.features import per_state, state_scores
+from swift_study.predictors.store import load_scores
 
 
 def main(smk, log):
     p = smk.params
     evals = read_jsonl(smk.input.eval_records)
     n_states = len(p.states)
-    eval_stores = per_state(smk.input.evals, n_states)
-    probe_stores = per_state(smk.input.probes, len(p.studies) * n_states)  # study by study, then state
+    if p.predictor == "gradient":
+        eval_stores = per_state(smk.input.evals, n_states)
+        probe_stores = per_state(smk.input.probes, len(p.studies) * n_states)  # study by study, then state
     for j, spec in enumerate(p.studies):
         probes = read_jsonl(smk.input.probe_records[j])
         study = Study.from_config(spec)
         states, arrays = [], {}
-        for i, (state, sdir) in enumerate(zip(p.states, p.state_dirs)):
+        if p.predictor != "gradient":  # swift.predictor: that predictor's stored scores, as they are
+            states = load_scores(smk.input.predictor[j])
+            arrays = {f"{st.state}/{k}": getattr(st, k) for st in states for k in ("dots", "probe_norms", "eval_norms")}
+            log.info("study %s: the scores of predictor %s (%s)", study.name, p.predictor,
+                     ", ".join(st.state for st in states))
+        for i, (state, sdir) in enumerate(zip(p.states, p.state_dirs) if p.predictor == "gradient" else []):
             if not ModelState(sdir).scored_with(p.precondition):
                 continue  # no Adam moments (the base model): no adam scores, as in the league
             pf, ef = probe_stores[j * n_states + i], eval_stores[i]

@@ -207,6 +207,9 @@ def startup_checks(cfg: Mapping[str, Any]) -> None:
     check_arch(cfg["model"]["arch"])
     check_vocab_size(cfg)
     check_device(cfg["device"])
+    from ..predictors.registry import check_answer_predictor
+
+    check_answer_predictor(cfg["swift"]["predictor"], cfg["baselines"]["predictors"])
     local_dir = cfg["model"].get("local_dir")
     tok = check_local_model(local_dir) if local_dir else None
     check_user_files(cfg)

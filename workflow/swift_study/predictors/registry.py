@@ -51,3 +51,26 @@ def predictor_states(name: str, states: Sequence[str], headline_state: str) -> l
     if where == "text":
         return [TEXT_STATE]
     return [headline_state if headline_state in states else list(states)[-1]]
+
+
+#: ``swift.predictor``'s value for the swift study's own per-example gradients
+GRADIENT = "gradient"
+
+
+def answer_state(predictor: str, states: Sequence[str], headline_state: str) -> str:
+    """The state the study's answer (alignment, report, figures) reads when ``swift.predictor``
+    is ``predictor``: the headline state for the gradients and for predictors computed at
+    every state, else the one state (or pseudo-state ``text``) the predictor is computed at."""
+    if predictor == GRADIENT or PREDICTORS[predictor].where == "states":
+        return headline_state
+    return predictor_states(predictor, states, headline_state)[0]
+
+
+def check_answer_predictor(predictor: str, listed: Sequence[str]) -> None:
+    """``swift.predictor`` must be ``gradient`` or a predictor the run computes
+    (``baselines.predictors``); a :class:`ConfigError` naming both keys otherwise."""
+    from ..core.errors import ConfigError
+
+    if predictor != GRADIENT and predictor not in listed:
+        raise ConfigError(f"swift.predictor: {predictor!r} is not computed by this run: add it to "
+                          f"baselines.predictors (now {list(listed)}) or set swift.predictor: gradient")
