@@ -50,7 +50,7 @@ def test_slurm_profile_names_real_rules_and_gives_every_model_rule_a_gpu():
     all_cores = {chunk.split(":", 1)[0] for smk in (ROOT / "workflow/rules").glob("*.smk")
                  for chunk in re.split(r"^rule ", smk.read_text(encoding="utf-8"), flags=re.M)[1:]
                  if re.search(r"threads:.*(workflow\.cores|shared_threads)", chunk)}
-    assert {"league", "warmup", "state_features", "budget_features", "pretrain"} <= all_cores
+    assert {"league_grid", "warmup", "state_features", "budget_features", "pretrain"} <= all_cores
     assert all_cores <= set(prof["set-threads"]), all_cores - set(prof["set-threads"])
 
 
@@ -76,7 +76,7 @@ def test_jobs_beside_one_thread_retrainings_take_half_the_cores(tmp_path):
     retrainings always ready, the warm-up waited for all of them (make run 21 min). The
     rules that run beside them take half of --cores; pretraining, which runs alone, all."""
     two, eight = _dry_run_threads(tmp_path, 2), _dry_run_threads(tmp_path, 8)
-    for rule in ("warmup", "state_features", "league"):
+    for rule in ("warmup", "state_features", "league_grid"):
         assert (two[rule], eight[rule]) == (1, 4), rule
     assert (two["pretrain"], eight["pretrain"]) == (2, 8)
     assert two["finetune"] == eight["finetune"] == 1
