@@ -271,6 +271,14 @@ def test_budget_study_on_the_tiny_run(optional_studies):
     assert "LTD claim" in (r / "budget.md").read_text(encoding="utf-8")
     assert (tiny_run / "figures/budget.png").stat().st_size > 0
     assert not (r / "models").exists() or not any((r / "models").rglob("*.safetensors"))  # models not kept
+    # a study whose strategy is already in use leaves the pool (and so the retrainings) alone
+    extra = tiny_run.parent / "one_more_study.yaml"
+    extra.write_text("studies:\n  - {name: cot, strategy: cot, in_task: [add, sub]}\n"
+                     "  - {name: corrupt, strategy: corrupt, in_task: [add, compare]}\n"
+                     "  - {name: cot_rc, strategy: cot, in_task: [reverse, compare]}\n")
+    proc = _snakemake(tiny_run.parent, "-n", "budget", "--configfile", str(REPO / "config" / "tiny.yaml"), str(extra))
+    rules = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
+    assert "budget_pool" not in rules and "budget_train" not in rules, rules
 
 
 @pytest.mark.slow

@@ -14,7 +14,11 @@ rule budget_pool:
         pool=f"{R}/budget/pool.jsonl",
         targets=f"{R}/budget/targets.jsonl",
     params:
-        config=config,
+        # what the pool is made of, not the whole config: adding a study whose strategy is
+        # already in use (or switching swift.predictor) does not rebuild the pool and rerun
+        # every budget retraining
+        config={**{k: config[k] for k in ("seed", "suite", "budget", "model")},
+                "studies": [{"strategy": s} for s in STRATEGIES]},
     log:
         f"{R}/logs/budget/pool.log",
     benchmark:
