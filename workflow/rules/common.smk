@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from swift_study.budget.study import budget_runs
 from swift_study.pipeline.checks import startup_checks
-from swift_study.predictors.registry import PREDICTORS, TEXT_STATE, answer_state, predictor_states
+from swift_study.predictors.registry import GRADIENT, PREDICTORS, TEXT_STATE, answer_state, predictor_states
 from swift_study.pipeline.config import validate_config
 from swift_study.core.errors import SwiftStudyError
 from swift_study.core.offline import set_offline

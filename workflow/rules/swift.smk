@@ -80,9 +80,9 @@ rule score_study:
     input:
         # the gradient features, or (swift.predictor) that predictor's scores, study by study
         probes=lambda w: [p for study in STUDIES for p in feature_paths(f"probes_{study}")]
-        if PREDICTOR == "gradient" else [],
-        evals=lambda w: feature_paths("eval") if PREDICTOR == "gradient" else [],
-        predictor=predictor_score_files([PREDICTOR]) if PREDICTOR != "gradient" else [],
+        if PREDICTOR == GRADIENT else [],
+        evals=lambda w: feature_paths("eval") if PREDICTOR == GRADIENT else [],
+        predictor=predictor_score_files([PREDICTOR]) if PREDICTOR != GRADIENT else [],
         probe_records=expand(f"{R}/data/studies/{{study}}/probes.jsonl", study=STUDIES),
         eval_records=f"{R}/data/eval/qa.jsonl",
     output:
@@ -95,7 +95,7 @@ rule score_study:
         state_dirs=[state_dir(s) for s in STATES],
         base_lr=config["warmup"]["learning_rate"],
         predictor=PREDICTOR,
-        estimator=SWIFT["estimator"] if PREDICTOR == "gradient" else PREDICTORS[PREDICTOR].estimator,
+        estimator=SWIFT["estimator"] if PREDICTOR == GRADIENT else PREDICTORS[PREDICTOR].estimator,
         precondition=SWIFT["precondition"],
         bootstrap=SWIFT["bootstrap"],
         seed=config["seed"],

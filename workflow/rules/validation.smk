@@ -139,8 +139,8 @@ rule alignment:
         seed=config["seed"],
         headline_state=ANSWER_STATE,
         # what the study's scores are: the gradient configuration, or the switched predictor
-        estimator=SWIFT["estimator"] if PREDICTOR == "gradient" else f"predictor {PREDICTOR}",
-        precondition=SWIFT["precondition"] if PREDICTOR == "gradient" else "none",
+        estimator=SWIFT["estimator"] if PREDICTOR == GRADIENT else f"predictor {PREDICTOR}",
+        precondition=SWIFT["precondition"] if PREDICTOR == GRADIENT else "none",
         start_state_dir=start_dir_param(VAL["start_state"], "start_state"),
         n_states=len(STATES),
         num_epochs=VAL["num_epochs"],

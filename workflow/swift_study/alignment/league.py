@@ -28,10 +28,7 @@ import pandas as pd
 from .stats import PAIRINGS, alignment_stats, merge_swift_validation
 from ..swift.influence import AGGREGATE, ESTIMATORS, ScoreArgs, StateScores, score_study
 from ..data.study import Study
-from ..predictors.registry import PREDICTORS
-
-#: the predictor column's value for the gradient (swift-study) rows
-GRADIENT = "gradient"
+from ..predictors.registry import GRADIENT, PREDICTORS  # GRADIENT: the predictor column of the gradient rows
 
 COLUMNS: tuple[str, ...] = ("rank", "predictor", "estimator", "precondition", "state", "pairing", "n_cells",
                             "n_agree", "agreement_rate", "spearman", "p_value", "seconds", "default")

@@ -7,6 +7,9 @@ from typing import Sequence
 
 #: the pseudo-state of a predictor that reads no model (its scores are the same at every state)
 TEXT_STATE = "text"
+#: the swift study's own per-example gradients: ``swift.predictor``'s default and the
+#: ``predictor`` column of the league's gradient rows
+GRADIENT = "gradient"
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,6 @@ def predictor_states(name: str, states: Sequence[str], headline_state: str) -> l
     if where == "text":
         return [TEXT_STATE]
     return [headline_state if headline_state in states else list(states)[-1]]
-
-
-#: ``swift.predictor``'s value for the swift study's own per-example gradients
-GRADIENT = "gradient"
 
 
 def answer_state(predictor: str, states: Sequence[str], headline_state: str) -> str:
