@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..alignment.costs import read_benchmarks
+from ..predictors.registry import PREDICTORS
 
 #: benchmark files of each planned rule, relative to the results folder (glob)
 BENCHMARK_GLOBS = {
@@ -22,10 +23,7 @@ BENCHMARK_GLOBS = {
     "state_features": "benchmarks/swift/state_features/*.tsv",
     "probe_features": "benchmarks/swift/probe_features/*/*.tsv",
     "finetune": "benchmarks/validation/finetune/*.tsv",
-    "predictor_scores[repsim]": "benchmarks/swift/predictor_scores/repsim.tsv",
-    "predictor_scores[bm25]": "benchmarks/swift/predictor_scores/bm25.tsv",
-    "predictor_scores[pilot]": "benchmarks/swift/predictor_scores/pilot.tsv",
-    "predictor_scores[pilot_10x]": "benchmarks/swift/predictor_scores/pilot_10x.tsv",
+    **{f"predictor_scores[{n}]": f"benchmarks/swift/predictor_scores/{n}.tsv" for n in PREDICTORS},
     "budget_features": "benchmarks/budget/features/*.tsv",
     "budget_embeddings": "benchmarks/budget/embeddings.tsv",
     "budget_train": "benchmarks/budget/train/*.tsv",

@@ -12,7 +12,7 @@ rule's script does, counted here:
 * ``state_features`` (per shard): gradient features of the eval set at every state;
   ``probe_features`` (per study and shard): of the study's probes and their plain-QA
   matches, Adam-preconditioned when configured;
-* ``predictor_scores`` (per predictor): repsim forwards at every state, bm25 (no model),
+* ``predictor_scores`` (per predictor): repsim forwards at every state, bm25 and length (no model),
   the pilots' torch-loop steps on each study's probes and the eval losses after each;
 * ``budget_features`` (per state): the whole pool (Adam-preconditioned) and the target
   examples; ``budget_embeddings``: two forward passes over the pool (mean-pooled and RDS+)
@@ -171,6 +171,7 @@ def validation_rows(pc: PlanContext) -> list[dict[str, Any]]:
 
 def predictor_rows(pc: PlanContext) -> list[dict[str, Any]]:
     """``predictor_scores``, one job per configured predictor (``baselines.predictors``)."""
+    from ..predictors.compute import pilot_steps
     from ..predictors.registry import predictor_states
 
     b = pc.cfg["baselines"]
@@ -186,7 +187,7 @@ def predictor_rows(pc: PlanContext) -> list[dict[str, Any]]:
             flops = 2.0 * pc.n * (ev.mean * ev.n + probes) * len(states)
             sec = flops / pc.rates.forward_flops_per_s
         elif name.startswith("pilot"):
-            steps = int(b["pilot"]["steps_10x" if name == "pilot_10x" else "steps"])
+            steps = pilot_steps(name, b)
             batch = min(int(b["pilot"]["batch_size"]), n_probe)
             for s in pc.studies:
                 for fmt in (s.strategy, s.baseline):
