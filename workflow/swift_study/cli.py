@@ -11,7 +11,7 @@
                      [--compare-benchmarks RESULTS_DIR]
     swift-study ask STRATEGY [--results DIR] [--in-task TASK ...] [--n-probes N] [--out FILE]
                     [--preset P] [--configfile FILE ...] [--threads N]
-    swift-study decompose RESULTS_DIR [RESULTS_DIR ...] --out DIR [--n-perm N]
+    swift-study decompose RESULTS_DIR [RESULTS_DIR ...] --out DIR [--n-perm N] [--rules]
 
 ``run`` calls Snakemake on the project's ``Snakefile`` with ``--cores all`` (unless
 given) and the preset's config file; every other argument goes to Snakemake
@@ -216,14 +216,15 @@ def add_decompose_parser(sub) -> None:
 
 def decompose_command(args: argparse.Namespace) -> int:
     """``swift-study decompose``: write the decomposition of the runs; 1 naming a missing file."""
-    from .alignment.decompose import decompose
+    from .alignment.decompose import decompose, load_run_data
     from .core.errors import SwiftStudyError
 
     try:
-        for path in decompose(args.results_dirs, args.out, n_perm=args.n_perm):
+        runs = [load_run_data(d) for d in args.results_dirs]  # read once, for both tables
+        for path in decompose(runs, args.out, n_perm=args.n_perm):
             print(f"wrote {path}")
         if args.rules:
-            for path in write_rules(args.results_dirs, args.out, n_perm=args.n_perm):
+            for path in write_rules(runs, args.out, n_perm=args.n_perm):
                 print(f"wrote {path}")
     except SwiftStudyError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -231,12 +232,12 @@ def decompose_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_rules(results_dirs: list[str], out: str, n_perm: int) -> tuple[Path, Path]:
-    """The second protocol's table over ``results_dirs`` (labelled by folder name)."""
+def write_rules(runs: list, out: str, n_perm: int) -> tuple[Path, Path]:
+    """The second protocol's table over the loaded ``runs`` (RunData, labelled by folder name)."""
     from .alignment.norule import rules_markdown, rules_table
     from .core.atomic import atomic_write_text
 
-    runs = {Path(d).name: d for d in results_dirs}
+    runs = {run.path.name: run for run in runs}
     table = rules_table(runs, n_perm=n_perm)
     out_dir = Path(out)
     atomic_write_text(out_dir / "rules.csv", table.to_csv(index=False, float_format="%.6g"))

@@ -471,18 +471,19 @@ def decompose_markdown(df: pd.DataFrame, paths: dict[str, str], headline: dict[s
     return re.sub(r"(?<![\w.])[+]?nan(?!\w)", "–", "\n".join(out))
 
 
-def decompose(results_dirs: Sequence[str | Path], out_dir: str | Path, n_perm: int = 10000, seed: int = 0,
+def decompose(results_dirs: Sequence[RunData | str | Path], out_dir: str | Path, n_perm: int = 10000, seed: int = 0,
               log: Callable[[str], None] = print) -> tuple[Path, Path]:
-    """Decompose every run and write ``decompose.csv`` and ``decompose.md`` into ``out_dir``."""
+    """Decompose every run (a results folder, or its :class:`RunData` already loaded) and
+    write ``decompose.csv`` and ``decompose.md`` into ``out_dir``."""
     out = Path(out_dir)
     frames, paths, heads = [], {}, {}
     for d in results_dirs:
-        run = load_run_data(d)
+        run = d if isinstance(d, RunData) else load_run_data(d)
         if run.label in paths:
-            run.label = f"{run.label} ({Path(d).name})"
-        log(f"{run.label}: {d}")
+            run.label = f"{run.label} ({run.path.name})"
+        log(f"{run.label}: {run.path}")
         frames.append(decompose_run(run, n_perm, seed))
-        paths[run.label], heads[run.label] = str(d), run.headline
+        paths[run.label], heads[run.label] = str(run.path), run.headline
     df = pd.concat(frames, ignore_index=True)
     out.mkdir(parents=True, exist_ok=True)
     from ..core.atomic import atomic_write_text

@@ -49,6 +49,7 @@ def rules_table(runs: dict[str, RunData | str | Path], n_perm: int = 10000, n_bo
                 seed: int = 0) -> pd.DataFrame:
     """Per run and combined (``run = all``), per metric and rule (the headline included): the
     Spearman, ``p_study`` per run, the stratified p and the paired difference when combined."""
+    runs = {label: run if isinstance(run, RunData) else load_run_data(run) for label, run in runs.items()}
     rows = []
     for metric in METRICS:
         cells = {label: rule_cells(run, metric) for label, run in runs.items()}
