@@ -81,3 +81,37 @@ def test_args_are_saved_and_checked(tmp_path):
     assert json.loads((tmp_path / "args.json").read_text())["damping"] == 0.5
     with pytest.raises(ArgumentError):
         EKFACArgs(damping=0.0)
+
+
+def test_study_products_reuse_the_fit_and_score_only_a_new_study(model, tok, tmp_path):
+    """The per-study form equals the one-call products on the concatenated probes (first
+    run); a rerun with one more study fits nothing and scores only the new probes; another
+    model state empties the work folder."""
+    from swift_study.swift.ekfac import ekfac_study_products
+
+    args = EKFACArgs(batch_size=16)
+    one, two = PROBES[:2], PROBES[2:]
+    dots, pn, en = ekfac_products(model, tok, FIT, one + two, EVALS, args, tmp_path / "ref")
+    said: list[str] = []
+    work = tmp_path / "work"
+    got, got_en = ekfac_study_products(model, tok, FIT, [one, two], EVALS, args, work, "state-a", log=said.append)
+    np.testing.assert_array_equal(np.vstack([d for d, _ in got]), dots)
+    np.testing.assert_array_equal(np.concatenate([n for _, n in got]), pn)
+    np.testing.assert_array_equal(got_en, en)
+    fitted = (work / "factors.ok").stat().st_mtime_ns
+    three = [("2加9等于多少？\n", "答案：11")]
+    again, again_en = ekfac_study_products(model, tok, FIT, [one, two, three], EVALS, args, work, "state-a",
+                                           log=said.append)
+    assert (work / "factors.ok").stat().st_mtime_ns == fitted
+    assert any("factors reused" in s for s in said) and any("2 of 3 probe sets reused" in s for s in said)
+    for (d0, n0), (d1, n1) in zip(got, again):  # the earlier studies' pieces, as stored
+        np.testing.assert_array_equal(d0, d1)
+        np.testing.assert_array_equal(n0, n1)
+    np.testing.assert_array_equal(again_en, en)
+    fresh = ekfac_products(model, tok, FIT, three, EVALS, args, tmp_path / "three")
+    np.testing.assert_allclose(again[2][0], fresh[0], rtol=1e-5, atol=1e-12)
+    with torch.no_grad():  # another state: nothing of state-a may be reused
+        moved = tiny_llama(tok, seed=4)
+    other, _ = ekfac_study_products(moved, tok, FIT, [one], EVALS, args, work, "state-b", log=said.append)
+    assert any("computing afresh" in s for s in said)
+    assert not np.allclose(other[0][0], dots[:2])

@@ -19,6 +19,7 @@ rule predictor_scores:
         studies=[STUDY[s] for s in STUDIES],
         states=lambda w: predictor_state_list(w.predictor),
         state_dirs=lambda w: [state_dir(s) if s != TEXT_STATE else "" for s in predictor_state_list(w.predictor)],
+        work_dir=lambda w: f"{R}/work/predictors/{w.predictor}",  # what a rerun reuses (a study added)
         settings={k: v for k, v in BASELINES.items() if k != "predictors"},
         train={"learning_rate": config["warmup"]["learning_rate"],
                "weight_decay": config["warmup"].get("weight_decay", 0.0)},

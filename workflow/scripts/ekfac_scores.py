@@ -1,7 +1,9 @@
 """Snakemake script: EK-FAC (kronfluence) products of every study's probes with the
 eval examples at one model state (one fit, one file per study), for the league's
-``ekfac`` rows."""
-from swift_study.swift.ekfac import EKFACArgs, ekfac_products, save_args
+``ekfac`` rows. The factors, the eval side and each study's products are kept in the
+work folder and reused by a rerun at the same state (a study added: only its probes)."""
+from swift_study.core.reuse import state_digest
+from swift_study.swift.ekfac import EKFACArgs, ekfac_study_products, save_args
 from swift_study.swift.state_scores import save_state_npz
 from swift_study.model.modeling import load_model
 from swift_study.data.records import read_jsonl
@@ -20,18 +22,13 @@ def main(smk, log):
     evals = read_jsonl(smk.input.eval)
     targets = read_jsonl(smk.input.target[0]) if smk.input.target else []
     by_study = [read_jsonl(f) for f in smk.input.probes]
-    probes = [r for rows in by_study for r in rows]
-    dots, probe_norms, eval_norms = ekfac_products(
-        model, tok, fit, [(r.prompt, r.response) for r in probes], eval_pairs(evals, p.eval_target, targets),
-        args, p.work_dir)
-    log.info("state %s: EK-FAC fitted on %d examples; %d probes x %d eval examples",
-             smk.wildcards.state, len(fit), *dots.shape)
-    start = 0
-    for rows, out in zip(by_study, smk.output.scores):  # one file per study: studies share QA probes
-        rows_at = slice(start, start + len(rows))
-        start += len(rows)
-        save_state_npz(out, products_scores(smk.wildcards.state, None, dots[rows_at], probe_norms[rows_at],
-                                            eval_norms, rows, evals))
+    products, eval_norms = ekfac_study_products(
+        model, tok, fit, [[(r.prompt, r.response) for r in rows] for rows in by_study],
+        eval_pairs(evals, p.eval_target, targets), args, p.work_dir, state_digest(p.state_dir), log=log.info)
+    log.info("state %s: EK-FAC on %d fit examples; %d studies x %d eval examples",
+             smk.wildcards.state, len(fit), len(by_study), len(evals))
+    for rows, (dots, probe_norms), out in zip(by_study, products, smk.output.scores):
+        save_state_npz(out, products_scores(smk.wildcards.state, None, dots, probe_norms, eval_norms, rows, evals))
     save_args(smk.output.args, args)
 
 

@@ -1,9 +1,13 @@
 """Snakemake script: one predictor other than gradients (repsim, bm25, pilot) at each of its
-model states, every study in one file (docs/method.md, "Predictors other than gradients")."""
+model states, every study in one file (docs/method.md, "Predictors other than gradients").
+Each study's products at a state are kept in the work folder and reused by a rerun with the
+same state, eval set and settings (a study added: only its probes are scored)."""
 import json
 import time
+from dataclasses import replace
 
 from swift_study.core.atomic import atomic_write_text
+from swift_study.core.reuse import WorkCache, digest, state_digest
 from swift_study.data.records import read_jsonl
 from swift_study.data.study import Study
 from swift_study.model.modeling import load_model
@@ -14,7 +18,7 @@ from swift_study.predictors import PREDICTORS
 from swift_study.predictors.compute import PredictorInputs, pilot_steps, predict_state
 from swift_study.predictors.registry import TEXT_STATE
 from swift_study.predictors.store import save_scores
-from swift_study.swift.features import eval_pairs
+from swift_study.swift.features import eval_pairs, products_scores
 
 
 def main(smk, log):
@@ -29,14 +33,29 @@ def main(smk, log):
                           train=p.train, max_length=p.max_length, device=p.device, seed=p.seed)
     tok = load_tokenizer(smk.input.tokenizer)
     by_study = {s.name: [] for s in studies}
+    keys = {s.name: "study-" + digest([s.strategy, s.baseline, [(r.format, r.prompt, r.response)
+                                                                 for r in inp.probes[s.name]]])[:20]
+            for s in studies}
     for state, sdir in zip(p.states, p.state_dirs):
+        cache = WorkCache(f"{p.work_dir}/{state}", {
+            "predictor": name, "state": state_digest(sdir) if state != TEXT_STATE else TEXT_STATE,
+            "eval": digest(inp.eval_pairs), "settings": p.settings, "train": p.train, "seed": p.seed,
+            "max_length": p.max_length, "device": inp.device}, log=log.info)
+        todo = [s for s in studies if cache.load(keys[s.name]) is None]
         model, lr = None, None
         if state != TEXT_STATE:
-            model = load_model(sdir, device=inp.device)
             lr = ModelState(sdir).learning_rate(p.train["learning_rate"] if state == BASE else None)
-        for study, scores in predict_state(name, state, lr, model, tok, inp).items():
-            by_study[study].append(scores)
-        log.info("%s at %s: %d studies scored", name, state, len(studies))
+            if todo:
+                model = load_model(sdir, device=inp.device)
+        if todo:
+            for study, scores in predict_state(name, state, lr, model, tok, replace(inp, studies=todo)).items():
+                cache.save(keys[study], dots=scores.dots, probe_norms=scores.probe_norms,
+                           eval_norms=scores.eval_norms)
+        for s in studies:
+            z = cache.load(keys[s.name])
+            by_study[s.name].append(products_scores(state, lr, z["dots"], z["probe_norms"], z["eval_norms"],
+                                                    inp.probes[s.name], evals))
+        log.info("%s at %s: %d studies scored, %d reused", name, state, len(todo), len(studies) - len(todo))
     for s, out in zip(studies, smk.output.scores):
         save_scores(out, by_study[s.name])
     info = {"predictor": name, "estimator": PREDICTORS[name].estimator, "states": list(p.states),

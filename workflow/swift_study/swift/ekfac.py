@@ -24,7 +24,7 @@ import copy
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -122,28 +122,16 @@ class _Encoded:
         return self.items[i]
 
 
-def ekfac_products(model, tokenizer, fit_pairs: Sequence[tuple[str, str]],
-                   probe_pairs: Sequence[tuple[str, str]], eval_pairs: Sequence[tuple[str, str]],
-                   args: EKFACArgs, work_dir: str | Path,
-                   modules: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """EK-FAC-preconditioned products of one model state.
-
-    Fits the factors on ``fit_pairs``, then returns ``dots`` ``(P, E)`` with
-    ``<g(p), (H + lambda I)^-1 g(e)>`` and the square roots of the self-products of the
-    probes ``(P,)`` and of the eval examples ``(E,)``, over the weights of ``modules``
-    (default :func:`tracked_modules`). kronfluence writes its factors, scores and
-    arguments under ``work_dir``.
-    """
+def _analyzer(model, tokenizer, args: EKFACArgs, work_dir: str | Path, modules: Sequence[str] | None):
+    """A kronfluence ``Analyzer`` of a copy of ``model`` writing under ``work_dir``, and the
+    encoder of ``(prompt, response)`` pairs into its datasets."""
     import torch
     from kronfluence.analyzer import Analyzer, prepare_model
-    from kronfluence.arguments import FactorArguments, ScoreArguments
     from kronfluence.utils.dataset import DataLoaderKwargs
 
     from ..core.device import resolve_device
     from ..model.encoding import pad_encoded
 
-    if not fit_pairs or not probe_pairs or not eval_pairs:
-        raise ArgumentError("ekfac: fit, probe and eval examples must all be non-empty")
     pad_id = tokenizer.pad_token_id
 
     def collate(items):
@@ -157,27 +145,124 @@ def ekfac_products(model, tokenizer, fit_pairs: Sequence[tuple[str, str]],
                         cpu=not resolve_device(args.device).startswith("cuda"),
                         disable_tqdm=True, disable_model_save=True, output_dir=str(work_dir))
     analyzer.set_dataloader_kwargs(DataLoaderKwargs(collate_fn=collate, num_workers=0))
-    fit, probes, evals = (_Encoded(tokenizer, p, args.max_length) for p in (fit_pairs, probe_pairs, eval_pairs))
+    return analyzer, lambda pairs: _Encoded(tokenizer, pairs, args.max_length)
+
+
+def _fit(analyzer, fit, args: EKFACArgs) -> None:
+    """Fit the EK-FAC factors (named ``factors``) on the encoded ``fit`` set."""
+    from kronfluence.arguments import FactorArguments
+
     analyzer.fit_all_factors(factors_name="factors", dataset=fit, per_device_batch_size=args.batch_size,
                              factor_args=FactorArguments(strategy="ekfac",
                                                          use_empirical_fisher=args.empirical_fisher),
                              overwrite_output_dir=True)
-    score_args = ScoreArguments(damping_factor=args.damping)
+
+
+def _score_args(args: EKFACArgs):
+    from kronfluence.arguments import ScoreArguments
+
+    return ScoreArguments(damping_factor=args.damping)
+
+
+def _pairwise(analyzer, probes, evals, args: EKFACArgs) -> np.ndarray:
+    """``(P, E)`` preconditioned products of the encoded probes with the eval examples."""
     # (H + lambda I)^-1 is symmetric: the probes are the queries (few to precondition),
     # the eval examples the "training" side (their gradients are computed once)
     analyzer.compute_pairwise_scores(scores_name="pairwise", factors_name="factors", query_dataset=probes,
                                      train_dataset=evals, per_device_query_batch_size=len(probes),
-                                     per_device_train_batch_size=args.batch_size, score_args=score_args,
+                                     per_device_train_batch_size=args.batch_size, score_args=_score_args(args),
                                      overwrite_output_dir=True)
-    dots = analyzer.load_pairwise_scores("pairwise")["all_modules"].double().numpy()
-    norms = []
-    for name, data in (("self_probes", probes), ("self_eval", evals)):
-        analyzer.compute_self_scores(scores_name=name, factors_name="factors", train_dataset=data,
-                                     per_device_train_batch_size=args.batch_size, score_args=score_args,
-                                     overwrite_output_dir=True)
-        self_scores = analyzer.load_self_scores(name)["all_modules"].double().numpy()
-        norms.append(np.sqrt(np.clip(self_scores, 0.0, None)))
-    return dots, norms[0], norms[1]
+    return analyzer.load_pairwise_scores("pairwise")["all_modules"].double().numpy()
+
+
+def _self_norms(analyzer, data, name: str, args: EKFACArgs) -> np.ndarray:
+    """Square roots of the self-products ``<g, (H + lambda I)^-1 g>`` of the encoded ``data``."""
+    analyzer.compute_self_scores(scores_name=name, factors_name="factors", train_dataset=data,
+                                 per_device_train_batch_size=args.batch_size, score_args=_score_args(args),
+                                 overwrite_output_dir=True)
+    self_scores = analyzer.load_self_scores(name)["all_modules"].double().numpy()
+    return np.sqrt(np.clip(self_scores, 0.0, None))
+
+
+def ekfac_products(model, tokenizer, fit_pairs: Sequence[tuple[str, str]],
+                   probe_pairs: Sequence[tuple[str, str]], eval_pairs: Sequence[tuple[str, str]],
+                   args: EKFACArgs, work_dir: str | Path,
+                   modules: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """EK-FAC-preconditioned products of one model state.
+
+    Fits the factors on ``fit_pairs``, then returns ``dots`` ``(P, E)`` with
+    ``<g(p), (H + lambda I)^-1 g(e)>`` and the square roots of the self-products of the
+    probes ``(P,)`` and of the eval examples ``(E,)``, over the weights of ``modules``
+    (default :func:`tracked_modules`). kronfluence writes its factors, scores and
+    arguments under ``work_dir``.
+    """
+    if not fit_pairs or not probe_pairs or not eval_pairs:
+        raise ArgumentError("ekfac: fit, probe and eval examples must all be non-empty")
+    analyzer, encode = _analyzer(model, tokenizer, args, work_dir, modules)
+    probes, evals = encode(probe_pairs), encode(eval_pairs)
+    _fit(analyzer, encode(fit_pairs), args)
+    dots = _pairwise(analyzer, probes, evals, args)
+    return dots, _self_norms(analyzer, probes, "self_probes", args), _self_norms(analyzer, evals, "self_eval", args)
+
+
+def ekfac_study_products(model, tokenizer, fit_pairs: Sequence[tuple[str, str]],
+                         studies: Sequence[Sequence[tuple[str, str]]], eval_pairs: Sequence[tuple[str, str]],
+                         args: EKFACArgs, work_dir: str | Path, state_id: str,
+                         modules: Sequence[str] | None = None,
+                         log: Callable[[str], None] | None = None
+                         ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """:func:`ekfac_products` of several studies' probes at one state, reusing what an
+    earlier job at the same state computed.
+
+    Returns ``([(dots, probe_norms) of each study], eval_norms)``. Under ``work_dir`` a
+    :class:`~swift_study.core.reuse.WorkCache` keyed by the state (``state_id``: its
+    :func:`~swift_study.core.reuse.state_digest`), the fit and eval sets, ``args``,
+    ``modules`` and kronfluence's version keeps the factors, the eval norms and each
+    study's products (named by a digest of its probes): adding a study fits nothing
+    and scores only the new study's probes. The studies still to score are scored
+    together in one call, in order, so a first run equals :func:`ekfac_products` of the
+    concatenated probes.
+    """
+    from importlib.metadata import version
+
+    from ..core.atomic import atomic_write_text
+    from ..core.reuse import WorkCache, digest
+
+    if not fit_pairs or not eval_pairs or not studies or not all(studies):
+        raise ArgumentError("ekfac: fit, probe and eval examples must all be non-empty")
+    cache = WorkCache(work_dir, {"state": state_id, "fit": digest(list(fit_pairs)),
+                                 "eval": digest(list(eval_pairs)), "args": asdict(args),
+                                 "modules": list(modules) if modules is not None else None,
+                                 "kronfluence": version("kronfluence")}, log=log)
+    keys = [f"probes-{digest(list(pairs))[:20]}" for pairs in studies]
+    eval_norms = cache.load("eval_norms")
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}  # studies with equal probes share a piece
+    todo = [i for k, i in first.items() if cache.load(k) is None]
+    todo.sort()
+    if todo or eval_norms is None:
+        analyzer, encode = _analyzer(model, tokenizer, args, work_dir, modules)
+        evals = encode(eval_pairs)
+        fitted = cache.path("factors.ok")
+        if not fitted.exists():
+            _fit(analyzer, encode(fit_pairs), args)
+            atomic_write_text(fitted, "fitted\n")
+        elif log:
+            log(f"{work_dir}: EK-FAC factors reused")
+        if todo:
+            pending = [p for i in todo for p in studies[i]]
+            probes = encode(pending)
+            dots, norms = _pairwise(analyzer, probes, evals, args), _self_norms(analyzer, probes, "self_probes", args)
+            start = 0
+            for i in todo:
+                rows = slice(start, start + len(studies[i]))
+                start += len(studies[i])
+                cache.save(keys[i], dots=dots[rows], probe_norms=norms[rows])
+        if eval_norms is None:
+            cache.save("eval_norms", norms=_self_norms(analyzer, evals, "self_eval", args))
+    if log and len(todo) < len(first):
+        log(f"{work_dir}: products of {len(first) - len(todo)} of {len(first)} probe sets reused")
+    pieces = [cache.load(k) for k in keys]
+    return [(p["dots"], p["probe_norms"]) for p in pieces], cache.load("eval_norms")["norms"]
 
 
 def save_args(path: str | Path, args: EKFACArgs) -> None:
