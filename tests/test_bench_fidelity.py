@@ -53,8 +53,8 @@ def test_fidelity_runs_on_a_shipped_model_run(shipped_run, tmp_path, repo):
     assert state_tokenizer(sdir, shipped_run) == sdir  # not results/model/tokenizer
     cfg = tmp_path / "config.yaml"
     cfg.write_text((repo / "config" / "config.yaml").read_text(encoding="utf-8").replace(
-        "max_length: 160", "max_length: 64").replace("proj_factor_dim: 128", "proj_factor_dim: 8").replace(
-        "proj_dim: 32768", "proj_dim: 1024"), encoding="utf-8")
+        "max_length: 160", "max_length: 64").replace("proj_factor_dim: 256", "proj_factor_dim: 8").replace(
+        "proj_dim: 65536", "proj_dim: 1024"), encoding="utf-8")
     lines = []
     rows = bench_run_fidelity(shipped_run, cfg, n_eval=5, out=lines.append)
     assert len(rows) == 1 and rows[0]["adam"]  # the run's own preconditioning

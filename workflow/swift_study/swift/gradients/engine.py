@@ -52,7 +52,12 @@ batches, 2 idle threads, median of 5 (noisy: +-0.1)::
     projection                    d      Pearson r (4 states)          strategy probes  engine/floor
     kron k=16                   3840     0.533 0.541 0.543 0.539       0.46-0.49        0.93-1.01
     mixed k=64, 16384          16384     0.929 0.949 0.941 0.933       0.88-0.93        1.14-1.18
-    mixed k=128, 32768 (dflt)  32768     0.975 0.979 0.975 0.975       0.95-0.97        1.24-1.28
+    mixed k=128, 32768         32768     0.975 0.979 0.975 0.975       0.95-0.97        1.24-1.28
+
+(the library default, and the swift study's until 2026-12-05). On the shipped model's
+states (``models/swift-base-zh-en``, against exact gradients of the run's own subset,
+Adam-preconditioned probes) k=128, d=32768 falls to 0.937 at the last state; the swift
+study's config now sets k=256, d=65536 (0.971-0.987; docs/engine.md has the sweep).
 
 On trained states the gradient norm is spread over attention (0.50), the tied
 embedding (0.34) and the MLP (0.15), and a strategy probe's gradient is nearly
