@@ -15,20 +15,19 @@ from swift_study.ask import calibrate, calibration_cells
 from swift_study.ask.report import verdict_sentence
 from swift_study.cli import main
 
-from test_workflow import _snakemake
+from shared_runs import copy_run
 
 TINY = ["--preset", "tiny"]
 
 
 @pytest.fixture(scope="module")
-def tiny_swift(tmp_path_factory):
-    """The tiny preset's swift study (model states, eval features, scores), nothing else."""
+def tiny_swift(tmp_path_factory, tiny_swift_once):
+    """The tiny preset's swift study (model states, eval features, scores), nothing else:
+    a copy of the session's shared one (conftest)."""
     import torch
 
     torch.set_num_threads(1)  # as the run's state_features jobs (--cores 2: half of them)
-    work = tmp_path_factory.mktemp("tiny_ask")
-    _snakemake(work, "swift", "--quiet", "rules")
-    return work / "results-tiny"
+    return copy_run(tiny_swift_once, tmp_path_factory.mktemp("tiny_ask") / "run") / "results-tiny"
 
 
 def _ask(capsys, *args):
@@ -156,6 +155,17 @@ def test_a_results_folder_without_model_states_names_the_target(capsys, tmp_path
     path = _write(tmp_path / "mine.jsonl", [_probe("q1", "socratic"), _probe("q1", "qa")])
     code, _, err = _ask(capsys, path, *TINY, "--results", str(tmp_path / "empty"))
     assert code == 1 and "no model state" in err and "snakemake --cores all swift" in err
+    assert "Traceback" not in err
+
+
+def test_a_run_that_answers_with_another_predictor_is_refused_naming_the_key(capsys, tmp_path):
+    """ask scores with gradients; a run switched to another predictor (swift.predictor) has
+    calibration cells and ranks of that predictor, so ask stops before scoring anything."""
+    cfg = tmp_path / "switched.yaml"
+    cfg.write_text("swift: {predictor: length}\n", encoding="utf-8")
+    code, _, err = _ask(capsys, "cot", *TINY, "--configfile", str(cfg), "--results", str(tmp_path),
+                        "--in-task", "add")
+    assert code == 1 and "swift.predictor: length" in err and "gradient features only" in err
     assert "Traceback" not in err
 
 

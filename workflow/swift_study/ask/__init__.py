@@ -24,8 +24,23 @@ from .report import Answer, answer_json, answer_markdown, out_paths, write_answe
 from .scoring import RunLayout, run_layout, run_threads, score_asked
 
 __all__ = ["Answer", "AskedStrategy", "Calibration", "RunLayout", "answer_json", "answer_markdown", "ask",
-           "calibrate", "calibration_cells", "load_strategy", "out_paths", "run_layout", "run_threads", "score_asked",
+           "calibrate", "calibration_cells", "check_gradient_run", "load_strategy", "out_paths", "run_layout", "run_threads", "score_asked",
            "write_answer"]
+
+
+def check_gradient_run(cfg: Mapping[str, Any]) -> None:
+    """Stop, naming the key, when the run answers with a predictor other than gradients:
+    ask scores with gradient features, and its calibration and ranking read the run's
+    own answer (``swift.predictor``), so mixing the two would compare unlike scores."""
+    from ..core.errors import ConfigError
+    from ..predictors.registry import GRADIENT
+
+    predictor = cfg["swift"].get("predictor", GRADIENT)
+    if predictor != GRADIENT:
+        raise ConfigError(
+            f"swift.predictor: {predictor}: this run answers with {predictor}, and swift-study ask scores "
+            f"a strategy with gradient features only; ask on a run with swift.predictor: {GRADIENT}, or add the "
+            "strategy as a study to the config (snakemake reruns only the new study's jobs)")
 
 
 def ask(spec: str, cfg: Mapping[str, Any], results: str | Path | None = None, in_task: Sequence[str] | None = None,
@@ -36,6 +51,7 @@ def ask(spec: str, cfg: Mapping[str, Any], results: str | Path | None = None, in
     from .report import headline_rows, ranking, run_scores, verdict_sentence
 
     results = Path(results if results is not None else cfg["results"])
+    check_gradient_run(cfg)
     asked = load_strategy(spec, cfg, in_task, n_probes)  # the cheap checks first
     layout = run_layout(cfg, results)
     names = state_names(cfg["warmup"]["export_steps"], cfg["warmup"]["method"])
