@@ -6,13 +6,14 @@ from swift_study.validation.evaluation import load_samples
 from swift_study.alignment.lds import lds_predictions, lds_scores, task_inflows
 from swift_study.data.records import read_jsonl
 from swift_study.pipeline.runner import run
+from swift_study.predictors.registry import GRADIENT
 
 
 def league_rows(grid, row):
     """The grid rows of the league row ``row``'s configuration (predictor, estimator, preconditioning)."""
     sel = (grid["estimator"] == row["estimator"]) & (grid["precondition"] == row["precondition"])
     if "predictor" in grid:
-        sel &= grid["predictor"] == row.get("predictor", "gradient")
+        sel &= grid["predictor"] == row.get("predictor", GRADIENT)
     return sel
 
 

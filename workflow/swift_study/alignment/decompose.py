@@ -300,7 +300,7 @@ def property_predictions(run: RunData) -> dict[str, pd.Series]:
     return out
 
 
-def _cells_frame(run: RunData, metric: str) -> pd.DataFrame:
+def cells_frame(run: RunData, metric: str) -> pd.DataFrame:
     """The headline's relative alignment table of ``metric`` with the cell's groups."""
     t = _headline_table(run, metric)
     studies = {s.name: s for s in run.studies}
@@ -313,7 +313,7 @@ def _cells_frame(run: RunData, metric: str) -> pd.DataFrame:
     return t.assign(kind=kind)
 
 
-def _cell_covariates(t: pd.DataFrame) -> dict[str, np.ndarray]:
+def cell_covariates(t: pd.DataFrame) -> dict[str, np.ndarray]:
     """Covariates of the cells themselves: the study (its format), whether the cell is in-task,
     and the two crossed (one group per study and in-task / cross-task)."""
     study = pd.get_dummies(t["study"]).to_numpy(dtype=float)[:, 1:]
@@ -325,14 +325,14 @@ def _cell_covariates(t: pd.DataFrame) -> dict[str, np.ndarray]:
 def predictor_rows(run: RunData, n_perm: int = 10000, seed: int = 0) -> list[dict[str, Any]]:
     """Each property prediction scored like a predictor (relative pairing), with the headline's
     partial Spearman once that property is partialled out; then the cell covariates
-    (:func:`_cell_covariates`) partialled out, and ``in-task cell: -1`` (a prediction that
+    (:func:`cell_covariates`) partialled out, and ``in-task cell: -1`` (a prediction that
     every in-task cell is hurt, every other cell unchanged) scored like a predictor."""
     preds = property_predictions(run)
     rows = []
     for metric in METRICS:
-        t = _cells_frame(run, metric)
+        t = cells_frame(run, metric)
         key = pd.MultiIndex.from_frame(t[["study", "context"]])
-        cov = _cell_covariates(t)
+        cov = cell_covariates(t)
         cells = {**{k: v.reindex(key).to_numpy(dtype=float) for k, v in preds.items()},
                  "in-task cell: -1": -cov["in-task cell"][:, 0]}
         for name, p in cells.items():
@@ -355,7 +355,7 @@ def cell_rows(run: RunData, n_perm: int = 10000, seed: int = 0) -> list[dict[str
     per study)."""
     rows = []
     for metric in METRICS:
-        t = _cells_frame(run, metric)
+        t = cells_frame(run, metric)
         contrib = rank_contributions(t["prediction"], t["delta"])
         groups: list[tuple[str, np.ndarray]] = [("all", np.ones(len(t), bool))]
         groups += [(k, (t["kind"] == k).to_numpy()) for k in ("in", "cross", "task, in-task", "task, cross-task")]

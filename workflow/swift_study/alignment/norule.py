@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .baselines import pooled_spearman_diff
-from .decompose import (METRICS, RunData, _cell_covariates, _cells_frame, load_run_data, property_predictions,
+from .decompose import (METRICS, RunData, cell_covariates, cells_frame, load_run_data, property_predictions,
                         study_permutation_p)
 from .replicates import stratified_permutation_p
 from .stats import spearman
@@ -36,12 +36,12 @@ def rule_cells(run: RunData | str | Path, metric: str) -> pd.DataFrame:
     ``study``, ``context``, ``delta`` (Delta_ctrl of ``metric``), the ``headline``'s
     prediction and each rule of :data:`RULES`."""
     run = run if isinstance(run, RunData) else load_run_data(run)
-    t = _cells_frame(run, metric)
+    t = cells_frame(run, metric)
     key = pd.MultiIndex.from_frame(t[["study", "context"]])
     preds = property_predictions(run)
     out = t[["study", "context", "delta", "prediction"]].rename(columns={"prediction": "headline"}).copy()
     out["length"] = preds[RULES["length"]].reindex(key).to_numpy(dtype=float)
-    out["in-task"] = -_cell_covariates(t)["in-task cell"][:, 0]
+    out["in-task"] = -cell_covariates(t)["in-task cell"][:, 0]
     return out.reset_index(drop=True)
 
 

@@ -12,13 +12,14 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from ...predictors.registry import GRADIENT
 from .common import (_f, _figure, _finish, _fmt, _placeholder, _safe, _save_both, style)
 
 def league_label(row: Mapping[str, Any]) -> str:
     """A league row's configuration in words: ``estimator / preconditioning / state`` for the
     gradient rows, ``predictor / state`` for the other predictors."""
-    pred = str(row.get("predictor", "gradient"))
-    if pred in ("gradient", "nan"):
+    pred = str(row.get("predictor", GRADIENT))
+    if pred in (GRADIENT, "nan"):
         return f"{row['estimator']} / {row['precondition']} / {row['state']}"
     return f"{pred} / {row['state']}"
 
@@ -83,7 +84,7 @@ def plot_baselines(table: pd.DataFrame, pre_metric: str, out_png: str | Path | N
         for ax, metric in zip(axes, metrics):
             g = d[d["metric"] == metric].set_index("row").reindex(rows)
             rho = g["spearman"].astype(float).fillna(0.0).to_numpy()
-            colours = ["tab:blue" if r.startswith("gradient") else "tab:gray" for r in rows]
+            colours = ["tab:blue" if r.startswith(GRADIENT) else "tab:gray" for r in rows]
             ax.barh(y, rho, color=colours, height=0.65)
             for k, (_, r) in enumerate(g.iterrows()):
                 sec = _f(r["seconds"])
