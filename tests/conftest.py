@@ -45,3 +45,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     model.save_pretrained(root / "model")
     tok.save_pretrained(root / "model")
     return root / "model"
+
+
+@pytest.fixture(scope="session")
+def tiny_swift_once(tmp_path_factory) -> Path:
+    """The tiny preset's `swift` target, built once per test session (shared_runs.py)."""
+    from shared_runs import build_once
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers' common folder of this session
+        root = root.parent
+    return build_once(root, "tiny-swift-once", ["swift"])

@@ -85,8 +85,8 @@ def test_args_are_saved_and_checked(tmp_path):
 
 def test_study_products_reuse_the_fit_and_score_only_a_new_study(model, tok, tmp_path):
     """The per-study form equals the one-call products on the concatenated probes (first
-    run); a rerun with one more study fits nothing and scores only the new probes; another
-    model state empties the work folder."""
+    run, bit for bit); a rerun with one more study fits nothing, keeps the stored pieces
+    and scores only the new study's probes, as the one-call products do."""
     from swift_study.swift.ekfac import ekfac_study_products
 
     args = EKFACArgs(batch_size=16)
@@ -99,7 +99,7 @@ def test_study_products_reuse_the_fit_and_score_only_a_new_study(model, tok, tmp
     np.testing.assert_array_equal(np.concatenate([n for _, n in got]), pn)
     np.testing.assert_array_equal(got_en, en)
     fitted = (work / "factors.ok").stat().st_mtime_ns
-    three = [("2加9等于多少？\n", "答案：11")]
+    three = [PROBES[2], PROBES[0]]  # a new probe set (another order): its own piece
     again, again_en = ekfac_study_products(model, tok, FIT, [one, two, three], EVALS, args, work, "state-a",
                                            log=said.append)
     assert (work / "factors.ok").stat().st_mtime_ns == fitted
@@ -108,10 +108,5 @@ def test_study_products_reuse_the_fit_and_score_only_a_new_study(model, tok, tmp
         np.testing.assert_array_equal(d0, d1)
         np.testing.assert_array_equal(n0, n1)
     np.testing.assert_array_equal(again_en, en)
-    fresh = ekfac_products(model, tok, FIT, three, EVALS, args, tmp_path / "three")
-    np.testing.assert_allclose(again[2][0], fresh[0], rtol=1e-5, atol=1e-12)
-    with torch.no_grad():  # another state: nothing of state-a may be reused
-        moved = tiny_llama(tok, seed=4)
-    other, _ = ekfac_study_products(moved, tok, FIT, [one], EVALS, args, work, "state-b", log=said.append)
-    assert any("computing afresh" in s for s in said)
-    assert not np.allclose(other[0][0], dots[:2])
+    np.testing.assert_allclose(again[2][0], dots[[2, 0]], rtol=1e-5, atol=1e-9 * np.abs(dots).max())
+    np.testing.assert_allclose(again[2][1], pn[[2, 0]], rtol=1e-5)

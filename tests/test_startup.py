@@ -207,11 +207,13 @@ def test_verified_files_are_not_hashed_again_until_they_change(tmp_path, monkeyp
 
 
 @pytest.fixture(scope="module")
-def tiny_features(tmp_path_factory) -> Path:
-    """The tiny preset up to one shard of gradient features at the warm-up's model state."""
-    work = tmp_path_factory.mktemp("tiny_features")
-    proc = _snakemake(work, FEATURES, "--quiet", "rules")
-    assert proc.returncode == 0, proc.stderr[-4000:]
+def tiny_features(tmp_path_factory, tiny_swift_once) -> Path:
+    """The tiny preset up to (at least) one shard of gradient features at the warm-up's
+    model state: a copy of the session's shared swift target (conftest)."""
+    from shared_runs import copy_run
+
+    work = copy_run(tiny_swift_once, tmp_path_factory.mktemp("tiny_features") / "run")
+    assert (work / FEATURES).exists()
     return work
 
 

@@ -12,6 +12,7 @@ import pytest
 from swift_study.core.offline import offline_env
 
 from parallel import CORES
+from shared_runs import copy_run
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -28,8 +29,9 @@ def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Comp
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("tiny")
+def tiny_run(tmp_path_factory, tiny_swift_once):
+    """The whole tiny run: the session's shared swift target (conftest), continued in a copy."""
+    work = copy_run(tiny_swift_once, tmp_path_factory.mktemp("tiny") / "run")
     _snakemake(work, "--quiet", "rules")
     return work / "results-tiny"
 
