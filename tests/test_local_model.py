@@ -103,10 +103,14 @@ def test_whole_tiny_chain_on_the_local_model_with_lora_states(llama_dir, tmp_pat
     from swift_study.core.offline import offline_env
 
     repo = __import__("pathlib").Path(__file__).resolve().parents[1]
-    override = tmp_path / "local.yaml"  # one training seed: the chain, not the statistics, is under test
+    # one training seed, one feature shard, the predictors that read a model state: the
+    # chain, not the statistics, is under test (shards and the text-only predictors run in
+    # the tiny preset's own chain)
+    override = tmp_path / "local.yaml"
     override.write_text(f"model: {{local_dir: '{llama_dir}'}}\nvalidation: {{seeds: [0]}}\n"
                         "warmup: {method: lora, lora: {r: 4, alpha: 8}}\n"
-                        "swift: {precondition: adam, gradients: {subset: lora}}\n"
+                        "baselines: {predictors: [repsim, pilot]}\n"
+                        "swift: {precondition: adam, shards: 1, gradients: {subset: lora}}\n"
                         "budget: {gradients: {subset: lora}}\n", encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(tmp_path),
@@ -122,7 +126,7 @@ def test_whole_tiny_chain_on_the_local_model_with_lora_states(llama_dir, tmp_pat
     summary = pd.read_csv(r / "swift/summary.csv")
     assert set(summary["state"]) == {"step-3", "aggregate"}  # no adam scores at the base (no moments)
     assert summary["s_strategy"].notna().all()
-    meta = json.loads((r / "swift/features/step-3/shard-0-of-2/eval.json").read_text())
+    meta = json.loads((r / "swift/features/step-3/shard-0-of-1/eval.json").read_text())
     assert meta["args"]["subset"] == "lora" and meta["names"] and all("lora_" in n for n in meta["names"])
     second = load_state_npz(r / "swift/ekfac/step-3/cot.npz")  # EK-FAC over the LoRA matrices
     assert second.dots.shape == (8, 32) and (second.probe_norms > 0).all()
