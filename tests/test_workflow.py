@@ -142,6 +142,33 @@ def test_one_key_switches_the_studys_scores_to_a_predictor(tiny_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_switched_run_scores_the_study_with_the_predictors_own_scores(tiny_run, tmp_path):
+    """End to end on a copy of the tiny run: with swift.predictor: length, score_study's
+    influence matrix of a study is the length predictor's (each probe's response length in
+    characters, against every eval example), and its scores table differs from the
+    gradient one the run wrote."""
+    import numpy as np
+
+    work = copy_run(tiny_run.parent, tmp_path / "switched")
+    switch = tmp_path / "switch.yaml"
+    switch.write_text("swift:\n  predictor: length\n")
+    _snakemake(work, "results-tiny/swift/scores/cot_influence.npz", "--configfile",
+               str(REPO / "config" / "tiny.yaml"), str(switch))
+    probes = [json.loads(line) for line in (tiny_run / "data/studies/cot/probes.jsonl").read_text(
+        encoding="utf-8").splitlines() if line.strip()]
+    with np.load(work / "results-tiny/swift/scores/cot_influence.npz") as z:
+        keys = [k for k in z.files if k.endswith("/dots")]
+        assert len(keys) == 1, z.files  # one state: the text the predictor reads
+        dots = z[keys[0]]
+    assert dots.shape[0] == len(probes)
+    np.testing.assert_array_equal(dots, np.array([len(r["response"]) for r in probes], float)[:, None]
+                                  * np.ones((1, dots.shape[1])))
+    switched = pd.read_csv(work / "results-tiny/swift/scores/cot.csv")
+    gradient = pd.read_csv(tiny_run / "swift/scores/cot.csv")
+    assert set(switched["state"]) != set(gradient["state"])  # another state set, not a relabelled copy
+
+
+@pytest.mark.slow
 def test_figures_redraw_from_stored_results_readably(tiny_run):
     """`snakemake figures` runs the figure rules alone (stored CSVs in, nothing upstream), and
     every figure of the tiny run has no overlapping text and no missing glyph."""
