@@ -36,12 +36,14 @@ def main(smk, log):
     keys = {s.name: "study-" + digest([s.strategy, s.baseline, [(r.format, r.prompt, r.response)
                                                                  for r in inp.probes[s.name]]])[:20]
             for s in studies}
+    eval_digest = digest(inp.eval_pairs)
     for state, sdir in zip(p.states, p.state_dirs):
         cache = WorkCache(f"{p.work_dir}/{state}", {
             "predictor": name, "state": state_digest(sdir) if state != TEXT_STATE else TEXT_STATE,
-            "eval": digest(inp.eval_pairs), "settings": p.settings, "train": p.train, "seed": p.seed,
+            "eval": eval_digest, "settings": p.settings, "train": p.train, "seed": p.seed,
             "max_length": p.max_length, "device": inp.device}, log=log.info)
-        todo = [s for s in studies if cache.load(keys[s.name]) is None]
+        stored = {s.name: cache.load(keys[s.name]) for s in studies}
+        todo = [s for s in studies if stored[s.name] is None]
         model, lr = None, None
         if state != TEXT_STATE:
             lr = ModelState(sdir).learning_rate(p.train["learning_rate"] if state == BASE else None)
@@ -49,10 +51,10 @@ def main(smk, log):
                 model = load_model(sdir, device=inp.device)
         if todo:
             for study, scores in predict_state(name, state, lr, model, tok, replace(inp, studies=todo)).items():
-                cache.save(keys[study], dots=scores.dots, probe_norms=scores.probe_norms,
-                           eval_norms=scores.eval_norms)
+                stored[study] = {k: getattr(scores, k) for k in ("dots", "probe_norms", "eval_norms")}
+                cache.save(keys[study], **stored[study])
         for s in studies:
-            z = cache.load(keys[s.name])
+            z = stored[s.name]
             by_study[s.name].append(products_scores(state, lr, z["dots"], z["probe_norms"], z["eval_norms"],
                                                     inp.probes[s.name], evals))
         log.info("%s at %s: %d studies scored, %d reused", name, state, len(todo), len(studies) - len(todo))

@@ -58,12 +58,10 @@ class WorkCache:
         self.root = Path(root)
         self.fingerprint = json.loads(json.dumps(dict(fingerprint), sort_keys=True, default=str))
         stored = self.root / FINGERPRINT
-        old = None
-        if stored.is_file():
-            try:
-                old = json.loads(stored.read_text(encoding="utf-8"))
-            except ValueError:
-                old = None
+        try:
+            old = json.loads(stored.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # none yet, or unreadable: nothing stored is trusted
+            old = None
         if old != self.fingerprint:
             if self.root.exists() and any(self.root.iterdir()) and log:
                 log(f"{self.root}: stored pieces were computed from other inputs; computing afresh")

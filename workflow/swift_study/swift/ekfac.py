@@ -235,10 +235,9 @@ def ekfac_study_products(model, tokenizer, fit_pairs: Sequence[tuple[str, str]],
                                  "modules": list(modules) if modules is not None else None,
                                  "kronfluence": version("kronfluence")}, log=log)
     keys = [f"probes-{digest(list(pairs))[:20]}" for pairs in studies]
+    stored = {k: cache.load(k) for k in dict.fromkeys(keys)}  # studies with equal probes share a piece
+    todo = [keys.index(k) for k, piece in stored.items() if piece is None]  # in study order
     eval_norms = cache.load("eval_norms")
-    first = {k: i for i, k in reversed(list(enumerate(keys)))}  # studies with equal probes share a piece
-    todo = [i for k, i in first.items() if cache.load(k) is None]
-    todo.sort()
     if todo or eval_norms is None:
         analyzer, encode = _analyzer(model, tokenizer, args, work_dir, modules)
         evals = encode(eval_pairs)
@@ -249,20 +248,20 @@ def ekfac_study_products(model, tokenizer, fit_pairs: Sequence[tuple[str, str]],
         elif log:
             log(f"{work_dir}: EK-FAC factors reused")
         if todo:
-            pending = [p for i in todo for p in studies[i]]
-            probes = encode(pending)
+            probes = encode([p for i in todo for p in studies[i]])
             dots, norms = _pairwise(analyzer, probes, evals, args), _self_norms(analyzer, probes, "self_probes", args)
             start = 0
             for i in todo:
                 rows = slice(start, start + len(studies[i]))
                 start += len(studies[i])
-                cache.save(keys[i], dots=dots[rows], probe_norms=norms[rows])
+                stored[keys[i]] = {"dots": dots[rows], "probe_norms": norms[rows]}
+                cache.save(keys[i], **stored[keys[i]])
         if eval_norms is None:
-            cache.save("eval_norms", norms=_self_norms(analyzer, evals, "self_eval", args))
-    if log and len(todo) < len(first):
-        log(f"{work_dir}: products of {len(first) - len(todo)} of {len(first)} probe sets reused")
-    pieces = [cache.load(k) for k in keys]
-    return [(p["dots"], p["probe_norms"]) for p in pieces], cache.load("eval_norms")["norms"]
+            eval_norms = {"norms": _self_norms(analyzer, evals, "self_eval", args)}
+            cache.save("eval_norms", **eval_norms)
+    if log and len(todo) < len(stored):
+        log(f"{work_dir}: products of {len(stored) - len(todo)} of {len(stored)} probe sets reused")
+    return [(stored[k]["dots"], stored[k]["probe_norms"]) for k in keys], eval_norms["norms"]
 
 
 def save_args(path: str | Path, args: EKFACArgs) -> None:
