@@ -20,6 +20,7 @@ from swift_study.core.offline import offline_env
 from parallel import CORES
 
 REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def copy_run(src: Path, dst: Path) -> Path:
@@ -27,6 +28,17 @@ def copy_run(src: Path, dst: Path) -> Path:
     kept, so the copy is exactly as up to date as the original), without its locks."""
     shutil.copytree(src, dst, symlinks=True, ignore=shutil.ignore_patterns("locks", "swift-study.lock"))
     return dst
+
+
+def snakemake_tiny(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Snakemake on the tiny preset in ``workdir`` with the tests' cores (``args``: targets
+    and flags); with ``check``, a failure raises with the end of its stderr."""
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(REPO / "config" / "tiny.yaml"), "--cores", CORES, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=offline_env(), timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
+    return proc
 
 
 def build_once(root: Path, name: str, targets: Sequence[str]) -> Path:
@@ -38,10 +50,6 @@ def build_once(root: Path, name: str, targets: Sequence[str]) -> Path:
     with FileLock(str(root / f"{name}.lock")):
         if not done.exists():
             shutil.rmtree(work, ignore_errors=True)
-            cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work),
-                   "--configfile", str(REPO / "config" / "tiny.yaml"), "--cores", CORES, *targets,
-                   "--quiet", "rules"]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=offline_env(), timeout=900)
-            assert proc.returncode == 0, f"snakemake {' '.join(targets)} failed:\n{proc.stderr[-6000:]}"
+            snakemake_tiny(work, *targets, "--quiet", "rules")
             done.write_text("built\n")
     return work

@@ -12,20 +12,10 @@ import pytest
 from swift_study.core.offline import offline_env
 
 from parallel import CORES
-from shared_runs import copy_run
+from shared_runs import SNAKEMAKE, copy_run
+from shared_runs import snakemake_tiny as _snakemake
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = offline_env()
-    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(REPO / "config" / "tiny.yaml"), "--cores", CORES, *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")

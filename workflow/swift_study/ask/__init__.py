@@ -24,8 +24,8 @@ from .report import Answer, answer_json, answer_markdown, out_paths, write_answe
 from .scoring import RunLayout, run_layout, run_threads, score_asked
 
 __all__ = ["Answer", "AskedStrategy", "Calibration", "RunLayout", "answer_json", "answer_markdown", "ask",
-           "calibrate", "calibration_cells", "check_gradient_run", "load_strategy", "out_paths", "run_layout", "run_threads", "score_asked",
-           "write_answer"]
+           "calibrate", "calibration_cells", "check_gradient_run", "load_strategy", "out_paths", "run_layout",
+           "run_threads", "score_asked", "write_answer"]
 
 
 def check_gradient_run(cfg: Mapping[str, Any]) -> None:
